@@ -1,0 +1,37 @@
+# jwt: JSON Web Tokens for PostgreSQL (PGXS)
+
+PG_CONFIG ?= pg_config
+
+EXTENSION = jwt
+EXTVERSION = 0.1
+
+MODULE_big = jwt
+OBJS = \
+	src/base64url.o \
+	src/jws.o \
+	src/jsonutil.o \
+	src/keys.o \
+	src/token.o \
+	src/jwt.o
+
+DATA = jwt--$(EXTVERSION).sql
+
+# pg_regress suites, in order: fixtures first, the others use its keys
+REGRESS = fixtures sign verify keys claims errors rfc_vectors
+REGRESS_OPTS = --load-extension=$(EXTENSION)
+
+# server headers as system headers: -Wextra then judges only our code
+PG_CPPFLAGS = -I$(srcdir)/src -isystem $(shell $(PG_CONFIG) --includedir-server)
+PG_CFLAGS = -Wall -Wextra
+SHLIB_LINK = -lcrypto
+
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# standalone tests of the server-independent layers
+.PHONY: unitcheck unitcheck-asan
+unitcheck:
+	$(MAKE) -C test/unit check
+unitcheck-asan:
+	$(MAKE) -C test/unit check-asan

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# scripts/test.sh: every test suite, on a throwaway cluster of its own.
+#
+#   bash scripts/test.sh
+#
+# Installs what is missing (as root), builds, installs, starts a cluster,
+# runs each suite and ends with one line "N passed, M failed" summing them
+# all; exits non-zero when anything failed.
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ensure_packages "${BASE_PACKAGES[@]}" clang libclang-rt-14-dev
+build_and_install
+start_cluster
+
+total_pass=0
+total_fail=0
+summary=()
+
+# record SUITE PASSED FAILED
+record() {
+	summary+=("$(printf '%-22s %4d passed, %d failed' "$1" "$2" "$3")")
+	total_pass=$((total_pass + $2))
+	total_fail=$((total_fail + $3))
+}
+
+# count a runner's "N passed, M failed" closing line from its output file
+record_from_line() {
+	local suite=$1 out=$2 line
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1 || true)
+	if [ -z "$line" ]; then
+		record "$suite" 0 1		# the runner died before reporting
+	else
+		record "$suite" "$(echo "$line" | cut -d' ' -f1)" "$(echo "$line" | cut -d' ' -f3)"
+	fi
+}
+
+log "suite: pg_regress"
+out=$(mktemp)
+make -C "$REPO" installcheck >"$out" 2>&1 || true
+cat "$out"
+record pg_regress "$(grep -cE '\.\.\. ok' "$out" || true)" "$(grep -cE '\.\.\. FAILED' "$out" || true)"
+if grep -qE '\.\.\. FAILED' "$out" && [ -f "$REPO/regression.diffs" ]; then
+	head -n 200 "$REPO/regression.diffs"
+fi
+
+log "suite: unit (gcc)"
+make -C "$REPO/test/unit" -s check >"$out" 2>&1 || true
+tail -n 20 "$out"
+record_from_line unit "$out"
+
+log "suite: unit (clang, ASan + UBSan)"
+make -C "$REPO/test/unit" -s check-asan >"$out" 2>&1 || true
+tail -n 20 "$out"
+record_from_line unit-asan "$out"
+
+rm -f "$out"
+stop_cluster
+
+echo
+printf '%s\n' "${summary[@]}"
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]

@@ -1,0 +1,45 @@
+/*
+ * jsonutil.h
+ *		Strict JSON text -> jsonb for untrusted input, and compact jsonb -> text.
+ *
+ * PostgreSQL's jsonb_in keeps the last of duplicate member names, recurses
+ * without a depth bound of its own and raises errors of its own classes.  A
+ * token's header and payload need all three handled differently, so this
+ * parser reports every problem as a JsonStrictError the caller maps to a
+ * SQLSTATE of its choosing.
+ */
+#ifndef JWT_JSONUTIL_H
+#define JWT_JSONUTIL_H
+
+#include "postgres.h"
+#include "lib/stringinfo.h"
+#include "utils/jsonb.h"
+
+#define JWT_JSON_MAX_DEPTH	64
+
+typedef enum JsonStrictError
+{
+	JSON_STRICT_OK = 0,
+	JSON_STRICT_ENCODING,		/* not UTF-8, or a NUL byte */
+	JSON_STRICT_TOO_DEEP,		/* nesting beyond JWT_JSON_MAX_DEPTH */
+	JSON_STRICT_SYNTAX,			/* not JSON */
+	JSON_STRICT_DUPLICATE,		/* an object repeats a member name */
+	JSON_STRICT_NUMBER,			/* a number beyond a sane magnitude */
+	JSON_STRICT_NOT_OBJECT		/* valid JSON, but not an object */
+} JsonStrictError;
+
+/* Parse UTF-8 JSON that must be an object; NULL and *err set on failure. */
+extern Jsonb *json_parse_object_strict(const char *data, size_t len,
+									   JsonStrictError *err);
+
+/* Human-readable reason, for errdetail. */
+extern const char *json_strict_error_text(JsonStrictError err);
+
+/* Append compact JSON (no insignificant whitespace), in jsonb key order. */
+extern void jsonb_append_compact(StringInfo buf, JsonbContainer *c);
+extern void jsonb_value_append_compact(StringInfo buf, JsonbValue *v);
+
+/* An object member, or NULL when absent (containers come back as jbvBinary). */
+extern JsonbValue *jsonb_member(JsonbContainer *obj, const char *name);
+
+#endif							/* JWT_JSONUTIL_H */

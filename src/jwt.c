@@ -1,0 +1,359 @@
+/*
+ * jwt.c
+ *		SQL-callable functions: argument fetching, result building, GUCs.
+ *
+ * Nothing below this file knows fmgr.  Token failures come back from the
+ * token layer as a JwtFailure; jwt_verify raises it, jwt_is_valid answers
+ * false.  Statements are hidden from the log on every error we raise
+ * (errhidestmt), because the statement holds the token and often the key.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/int.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "errcodes.h"
+#include "jws.h"
+#include "keys.h"
+#include "token.h"
+
+PG_MODULE_MAGIC;
+
+/* Leeway is bounded so that time arithmetic cannot overflow. */
+#define MAX_LEEWAY_SECS		(10 * 366 * SECS_PER_DAY)
+
+static int	jwt_leeway = 0;		/* seconds */
+static char *jwt_audience = NULL;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("jwt.leeway",
+							"Clock skew allowed when checking exp, nbf and iat.",
+							"Used when jwt_verify is called without a leeway.",
+							&jwt_leeway,
+							0, 0, MAX_LEEWAY_SECS,
+							PGC_USERSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("jwt.audience",
+							   "Audience expected in tokens' aud claim.",
+							   "Used when jwt_verify is called without an audience; empty means none is expected.",
+							   &jwt_audience,
+							   "",
+							   PGC_USERSET, 0,
+							   NULL, NULL, NULL);
+	MarkGUCPrefixReserved("jwt");
+}
+
+/* ----------------------------------------------------------------
+ * Argument helpers
+ * ----------------------------------------------------------------
+ */
+
+static const JwsAlg *
+sign_algorithm(text *name)
+{
+	const char *s = VARDATA_ANY(name);
+	int			len = VARSIZE_ANY_EXHDR(name);
+	const JwsAlg *alg = jws_alg_find(s, len);
+
+	if (alg == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unrecognized JWS algorithm \"%s\"", text_to_cstring(name)),
+				 errhint("Use one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA.")));
+	return alg;
+}
+
+/* text[] -> palloc'd C strings, NULL elements skipped */
+static char **
+text_array(ArrayType *arr, int *n)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems;
+	char	  **out;
+	int			k = 0;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &nelems);
+	out = palloc(sizeof(char *) * (nelems + 1));
+	for (int i = 0; i < nelems; i++)
+	{
+		if (!nulls[i])
+			out[k++] = TextDatumGetCString(elems[i]);
+	}
+	*n = k;
+	return out;
+}
+
+static int64
+leeway_usecs(Interval *iv)
+{
+	int64		days;
+	int64		total;
+
+	if (pg_mul_s64_overflow((int64) iv->month, DAYS_PER_MONTH, &days) ||
+		pg_add_s64_overflow(days, (int64) iv->day, &days) ||
+		pg_mul_s64_overflow(days, USECS_PER_DAY, &total) ||
+		pg_add_s64_overflow(total, iv->time, &total) ||
+		total > (int64) MAX_LEEWAY_SECS * USECS_PER_SEC)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("leeway is out of range"),
+				 errdetail("Leeway must be at most ten years.")));
+	if (total < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("leeway must not be negative")));
+	return total;
+}
+
+/*
+ * Arguments 2..7 of jwt_verify and jwt_is_valid: algorithms, audience,
+ * issuer, leeway, require, now.
+ */
+static void
+verify_params(FunctionCallInfo fcinfo, JwtVerifyParams *p)
+{
+	memset(p, 0, sizeof(*p));
+
+	if (!PG_ARGISNULL(2))
+	{
+		int			n;
+		char	  **names = text_array(PG_GETARG_ARRAYTYPE_P(2), &n);
+
+		/* names we do not know (or "none") simply allow nothing */
+		p->restrict_algs = true;
+		for (int i = 0; i < n; i++)
+		{
+			const JwsAlg *alg = jws_alg_find(names[i], strlen(names[i]));
+
+			if (alg != NULL && p->nallowed < (int) lengthof(p->allowed))
+				p->allowed[p->nallowed++] = alg;
+		}
+	}
+
+	if (!PG_ARGISNULL(3))
+	{
+		text	   *aud = PG_GETARG_TEXT_PP(3);
+
+		p->audience = VARDATA_ANY(aud);
+		p->audience_len = VARSIZE_ANY_EXHDR(aud);
+	}
+	else if (jwt_audience != NULL && jwt_audience[0] != '\0')
+	{
+		p->audience = jwt_audience;
+		p->audience_len = strlen(jwt_audience);
+	}
+
+	if (!PG_ARGISNULL(4))
+	{
+		text	   *iss = PG_GETARG_TEXT_PP(4);
+
+		p->issuer = VARDATA_ANY(iss);
+		p->issuer_len = VARSIZE_ANY_EXHDR(iss);
+	}
+
+	if (!PG_ARGISNULL(5))
+		p->leeway = leeway_usecs(PG_GETARG_INTERVAL_P(5));
+	else
+		p->leeway = (int64) jwt_leeway * USECS_PER_SEC;
+
+	if (!PG_ARGISNULL(6))
+		p->require = text_array(PG_GETARG_ARRAYTYPE_P(6), &p->nrequire);
+
+	if (!PG_ARGISNULL(7))
+	{
+		p->now = PG_GETARG_TIMESTAMPTZ(7);
+		if (TIMESTAMP_NOT_FINITE(p->now))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("now must be a finite timestamp")));
+	}
+	else
+		p->now = GetCurrentStatementStartTimestamp();
+}
+
+static JwtKeyArg *
+key_arg(FunctionCallInfo fcinfo, int argno, bool is_bytea)
+{
+	if (PG_ARGISNULL(argno))
+		return NULL;
+	if (is_bytea)
+	{
+		bytea	   *b = PG_GETARG_BYTEA_PP(argno);
+
+		return jwt_key_arg_from_bytes((unsigned char *) VARDATA_ANY(b),
+									  VARSIZE_ANY_EXHDR(b));
+	}
+	else
+	{
+		text	   *t = PG_GETARG_TEXT_PP(argno);
+
+		return jwt_key_arg_from_text(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	}
+}
+
+static void
+raise_failure(const JwtFailure *f)
+{
+	ereport(ERROR,
+			(errcode(f->sqlerrcode),
+			 errmsg_internal("%s", f->message),
+			 f->detail ? errdetail_internal("%s", f->detail) : 0,
+			 errhidestmt(true)));
+}
+
+static bool
+verify_common(FunctionCallInfo fcinfo, bool key_is_bytea, Jsonb **claims,
+			  JwtFailure *f)
+{
+	text	   *token = PG_GETARG_TEXT_PP(0);
+	JwtVerifyParams params;
+	JwtKeyArg  *key;
+	bool		ok;
+
+	verify_params(fcinfo, &params);
+	key = key_arg(fcinfo, 1, key_is_bytea);
+	ok = jwt_verify_token(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token),
+						  key, &params, claims, f);
+	jwt_key_arg_release(key);
+	return ok;
+}
+
+/* ----------------------------------------------------------------
+ * SQL functions
+ * ----------------------------------------------------------------
+ */
+
+static Datum
+sign_common(FunctionCallInfo fcinfo, bool key_is_bytea)
+{
+	Jsonb	   *claims;
+	const JwsAlg *alg;
+	Jsonb	   *header = NULL;
+	JwtKeyArg  *key;
+	text	   *result;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("algorithm must not be null")));
+
+	claims = PG_GETARG_JSONB_P(0);
+	alg = sign_algorithm(PG_GETARG_TEXT_PP(2));
+	if (!PG_ARGISNULL(3))
+		header = PG_GETARG_JSONB_P(3);
+	key = key_arg(fcinfo, 1, key_is_bytea);
+	result = jwt_sign_token(claims, key, alg, header);
+	jwt_key_arg_release(key);
+	PG_RETURN_TEXT_P(result);
+}
+
+PG_FUNCTION_INFO_V1(jwt_sign);
+Datum
+jwt_sign(PG_FUNCTION_ARGS)
+{
+	return sign_common(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(jwt_sign_bytea);
+Datum
+jwt_sign_bytea(PG_FUNCTION_ARGS)
+{
+	return sign_common(fcinfo, true);
+}
+
+static Datum
+verify_raise(FunctionCallInfo fcinfo, bool key_is_bytea)
+{
+	Jsonb	   *claims = NULL;
+	JwtFailure	f;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	if (!verify_common(fcinfo, key_is_bytea, &claims, &f))
+		raise_failure(&f);
+	PG_RETURN_JSONB_P(claims);
+}
+
+PG_FUNCTION_INFO_V1(jwt_verify);
+Datum
+jwt_verify(PG_FUNCTION_ARGS)
+{
+	return verify_raise(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(jwt_verify_bytea);
+Datum
+jwt_verify_bytea(PG_FUNCTION_ARGS)
+{
+	return verify_raise(fcinfo, true);
+}
+
+static Datum
+is_valid_common(FunctionCallInfo fcinfo, bool key_is_bytea)
+{
+	Jsonb	   *claims = NULL;
+	JwtFailure	f;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(verify_common(fcinfo, key_is_bytea, &claims, &f));
+}
+
+PG_FUNCTION_INFO_V1(jwt_is_valid);
+Datum
+jwt_is_valid(PG_FUNCTION_ARGS)
+{
+	return is_valid_common(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(jwt_is_valid_bytea);
+Datum
+jwt_is_valid_bytea(PG_FUNCTION_ARGS)
+{
+	return is_valid_common(fcinfo, true);
+}
+
+PG_FUNCTION_INFO_V1(jwt_header);
+Datum
+jwt_header(PG_FUNCTION_ARGS)
+{
+	text	   *token = PG_GETARG_TEXT_PP(0);
+	JwtParts	parts;
+	JwtFailure	f;
+	Jsonb	   *header;
+
+	if (!jwt_split(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token), &parts, &f) ||
+		(header = jwt_decode_header(&parts, &f)) == NULL)
+		raise_failure(&f);
+	PG_RETURN_JSONB_P(header);
+}
+
+PG_FUNCTION_INFO_V1(jwt_decode_unverified);
+Datum
+jwt_decode_unverified(PG_FUNCTION_ARGS)
+{
+	text	   *token = PG_GETARG_TEXT_PP(0);
+	JwtParts	parts;
+	JwtFailure	f;
+	Jsonb	   *payload;
+
+	if (!jwt_split(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token), &parts, &f) ||
+		(payload = jwt_decode_payload(&parts, &f)) == NULL)
+		raise_failure(&f);
+	PG_RETURN_JSONB_P(payload);
+}

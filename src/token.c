@@ -1,0 +1,672 @@
+/*
+ * token.c
+ *		Verify and sign JWS compact tokens (RFC 7515 §7.1, RFC 7519 §7).
+ *
+ * Verification order, and so which error wins when several apply:
+ *	 1. shape: three base64url segments, bounded length          JW001
+ *	 2. header: strict JSON object, "alg", no "crit", no b64=false JW001
+ *	 3. algorithm: never "none", in the allow-list, fits the key   JW003
+ *	 4. key: found by "kid" in a JWKS, strong enough                JW009
+ *	 5. signature                                                  JW002
+ *	 6. payload: strict JSON object (parsed only once signed)      JW001
+ *	 7. claims: types, required, exp, nbf, iat, iss, aud   JW001, JW008,
+ *														JW004, JW005, JW007, JW006
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+
+#include "base64url.h"
+#include "errcodes.h"
+#include "jsonutil.h"
+#include "token.h"
+
+/* NumericDate bounds: 1970 to the end of year 9999, in seconds */
+#define NUMERIC_DATE_MAX	INT64CONST(253402300799)
+#define UNIX_TO_PG_USEC \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC)
+
+/* Candidate keys tried for one token from a JWKS */
+#define MAX_CANDIDATES	8
+
+static bool
+fail(JwtFailure *f, int code, const char *message, const char *detail)
+{
+	f->sqlerrcode = code;
+	f->message = message;
+	f->detail = detail;
+	return false;
+}
+
+/* ----------------------------------------------------------------
+ * Decoding
+ * ----------------------------------------------------------------
+ */
+
+bool
+jwt_split(const char *token, size_t len, JwtParts *parts, JwtFailure *f)
+{
+	const char *dot1;
+	const char *dot2;
+	const char *end = token + len;
+
+	if (len > JWT_MAX_TOKEN_LEN)
+		return fail(f, ERRCODE_JWT_DECODE, "token is too long",
+					"Tokens are limited to 1 MB.");
+
+	dot1 = memchr(token, '.', len);
+	dot2 = dot1 ? memchr(dot1 + 1, '.', end - dot1 - 1) : NULL;
+	if (dot2 == NULL || memchr(dot2 + 1, '.', end - dot2 - 1) != NULL)
+		return fail(f, ERRCODE_JWT_DECODE, "malformed token",
+					"A token must have exactly three segments separated by dots.");
+
+	parts->token = token;
+	parts->header_len = dot1 - token;
+	parts->payload_off = dot1 + 1 - token;
+	parts->payload_len = dot2 - dot1 - 1;
+	parts->sig_off = dot2 + 1 - token;
+	parts->sig_len = end - dot2 - 1;
+
+	if (parts->header_len == 0 || parts->payload_len == 0 ||
+		!b64url_is_alphabet(token, parts->header_len) ||
+		!b64url_is_alphabet(token + parts->payload_off, parts->payload_len) ||
+		!b64url_is_alphabet(token + parts->sig_off, parts->sig_len))
+		return fail(f, ERRCODE_JWT_DECODE, "malformed token",
+					"Each segment must be non-empty base64url, without padding or whitespace.");
+	return true;
+}
+
+/* base64url-decode one segment and parse it as a strict JSON object */
+static Jsonb *
+decode_json_segment(const char *seg, size_t len, const char *bad_b64,
+					const char *bad_json, JwtFailure *f)
+{
+	unsigned char *buf = palloc(B64URL_DECODED_MAX(len) + 1);
+	size_t		buflen;
+	Jsonb	   *jb;
+	JsonStrictError jerr;
+
+	if (!b64url_decode(seg, len, buf, &buflen))
+	{
+		pfree(buf);
+		fail(f, ERRCODE_JWT_DECODE, bad_b64,
+			 "The segment is not canonical base64url.");
+		return NULL;
+	}
+	jb = json_parse_object_strict((const char *) buf, buflen, &jerr);
+	pfree(buf);
+	if (jb == NULL)
+		fail(f, ERRCODE_JWT_DECODE, bad_json, json_strict_error_text(jerr));
+	return jb;
+}
+
+Jsonb *
+jwt_decode_header(const JwtParts *parts, JwtFailure *f)
+{
+	return decode_json_segment(parts->token, parts->header_len,
+							   "invalid token header encoding",
+							   "invalid token header", f);
+}
+
+Jsonb *
+jwt_decode_payload(const JwtParts *parts, JwtFailure *f)
+{
+	return decode_json_segment(parts->token + parts->payload_off,
+							   parts->payload_len,
+							   "invalid token payload encoding",
+							   "invalid token payload", f);
+}
+
+static bool
+string_is(JsonbValue *v, const char *s, int len)
+{
+	return v != NULL && v->type == jbvString && v->val.string.len == len &&
+		memcmp(v->val.string.val, s, len) == 0;
+}
+
+/* Header checks: "alg" present and acceptable, no extensions. */
+static bool
+check_header(Jsonb *header, const JwsAlg **alg, JsonbValue **kid, JwtFailure *f)
+{
+	JsonbValue *algv = jsonb_member(&header->root, "alg");
+	JsonbValue *v;
+
+	if (algv == NULL || algv->type != jbvString)
+		return fail(f, ERRCODE_JWT_DECODE, "invalid token header",
+					"The header has no \"alg\" string.");
+	if (algv->val.string.len == 4 &&
+		pg_strncasecmp(algv->val.string.val, "none", 4) == 0)
+		return fail(f, ERRCODE_JWT_ALGORITHM,
+					"unsecured tokens (algorithm \"none\") are never accepted", NULL);
+
+	/* RFC 7515 §4.1.11: we implement no extension a "crit" could name */
+	if (jsonb_member(&header->root, "crit") != NULL)
+		return fail(f, ERRCODE_JWT_DECODE, "unsupported critical header extension",
+					"The header has a \"crit\" member; no JWS extensions are supported.");
+	/* RFC 7797: only the default b64 = true */
+	v = jsonb_member(&header->root, "b64");
+	if (v != NULL && !(v->type == jbvBool && v->val.boolean))
+		return fail(f, ERRCODE_JWT_DECODE, "unsupported header parameter \"b64\"",
+					"Unencoded payloads (RFC 7797) are not supported.");
+
+	*kid = jsonb_member(&header->root, "kid");
+	if (*kid != NULL && (*kid)->type != jbvString)
+		return fail(f, ERRCODE_JWT_DECODE, "invalid token header",
+					"The \"kid\" header parameter is not a string.");
+
+	*alg = jws_alg_find(algv->val.string.val, algv->val.string.len);
+	if (*alg == NULL)
+		return fail(f, ERRCODE_JWT_ALGORITHM, "unrecognized algorithm in token header",
+					NULL);
+	return true;
+}
+
+/* ----------------------------------------------------------------
+ * Claims
+ * ----------------------------------------------------------------
+ */
+
+static Numeric
+const_numeric(int64 v, Numeric *slot)
+{
+	if (*slot == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		*slot = int64_to_numeric(v);
+		MemoryContextSwitchTo(old);
+	}
+	return *slot;
+}
+
+/*
+ * A NumericDate (RFC 7519 §2): a JSON number of seconds since 1970, fractions
+ * allowed, within [0, 253402300799].  Converted to a PostgreSQL timestamp.
+ */
+static bool
+numeric_date(JsonbValue *v, TimestampTz *ts)
+{
+	static Numeric zero,
+				max,
+				million;
+	Datum		d;
+	int64		usec;
+
+	if (v->type != jbvNumeric || numeric_is_nan(v->val.numeric) ||
+		numeric_is_inf(v->val.numeric))
+		return false;
+	d = NumericGetDatum(v->val.numeric);
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, d,
+										  NumericGetDatum(const_numeric(0, &zero)))) < 0 ||
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, d,
+										  NumericGetDatum(const_numeric(NUMERIC_DATE_MAX, &max)))) > 0)
+		return false;
+	usec = DatumGetInt64(DirectFunctionCall1(numeric_int8,
+											 DirectFunctionCall2(numeric_mul, d,
+																 NumericGetDatum(const_numeric(USECS_PER_SEC, &million)))));
+	*ts = usec - UNIX_TO_PG_USEC;
+	return true;
+}
+
+static bool
+check_audience(JsonbValue *aud, const JwtVerifyParams *p, JwtFailure *f)
+{
+	if (p->audience == NULL)
+	{
+		if (aud != NULL)
+			return fail(f, ERRCODE_JWT_AUDIENCE, "token has an audience but none is expected",
+						"Pass the expected audience, or set jwt.audience.");
+		return true;
+	}
+	if (aud == NULL)
+		return fail(f, ERRCODE_JWT_AUDIENCE, "token has no audience", NULL);
+	if (aud->type == jbvString)
+	{
+		if (string_is(aud, p->audience, p->audience_len))
+			return true;
+		return fail(f, ERRCODE_JWT_AUDIENCE, "token audience does not match", NULL);
+	}
+	if (aud->type == jbvBinary && JsonContainerIsArray(aud->val.binary.data))
+	{
+		JsonbIterator *it = JsonbIteratorInit(aud->val.binary.data);
+		JsonbIteratorToken tok;
+		JsonbValue	v;
+		bool		found = false;
+		int			n = 0;
+
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			if (tok != WJB_ELEM)
+				continue;
+			if (v.type != jbvString)
+				return fail(f, ERRCODE_JWT_AUDIENCE, "invalid audience claim",
+							"Every element of \"aud\" must be a string.");
+			n++;
+			found |= string_is(&v, p->audience, p->audience_len);
+		}
+		if (n == 0)
+			return fail(f, ERRCODE_JWT_AUDIENCE, "invalid audience claim",
+						"The \"aud\" array is empty.");
+		if (found)
+			return true;
+		return fail(f, ERRCODE_JWT_AUDIENCE, "token audience does not match", NULL);
+	}
+	return fail(f, ERRCODE_JWT_AUDIENCE, "invalid audience claim",
+				"The \"aud\" claim must be a string or an array of strings.");
+}
+
+static bool
+check_claims(Jsonb *claims, const JwtVerifyParams *p, JwtFailure *f)
+{
+	static const char *const date_claims[3] = {"exp", "nbf", "iat"};
+	TimestampTz dates[3];
+	bool		present[3];
+	JsonbValue *iss;
+
+	for (int i = 0; i < 3; i++)
+	{
+		JsonbValue *v = jsonb_member(&claims->root, date_claims[i]);
+
+		present[i] = v != NULL;
+		if (v != NULL && !numeric_date(v, &dates[i]))
+			return fail(f, ERRCODE_JWT_DECODE,
+						i == 0 ? "invalid \"exp\" claim" :
+						i == 1 ? "invalid \"nbf\" claim" : "invalid \"iat\" claim",
+						"Time claims must be numbers of seconds since 1970, from 0 to 253402300799.");
+	}
+
+	for (int i = 0; i < p->nrequire; i++)
+	{
+		if (jsonb_member(&claims->root, p->require[i]) == NULL)
+			return fail(f, ERRCODE_JWT_MISSING_CLAIM, "token lacks a required claim",
+						psprintf("The claim \"%s\" is required.", p->require[i]));
+	}
+
+	/* exp == now is expired; nbf == now is valid (RFC 7519 §4.1.4, §4.1.5) */
+	if (present[0] && p->now >= dates[0] + p->leeway)
+		return fail(f, ERRCODE_JWT_EXPIRED, "token has expired", NULL);
+	if (present[1] && p->now + p->leeway < dates[1])
+		return fail(f, ERRCODE_JWT_IMMATURE, "token is not yet valid", NULL);
+	if (present[2] && dates[2] > p->now + p->leeway)
+		return fail(f, ERRCODE_JWT_IMMATURE, "token was issued in the future", NULL);
+
+	if (p->issuer != NULL)
+	{
+		iss = jsonb_member(&claims->root, "iss");
+		if (iss == NULL)
+			return fail(f, ERRCODE_JWT_ISSUER, "token has no issuer", NULL);
+		if (!string_is(iss, p->issuer, p->issuer_len))
+			return fail(f, ERRCODE_JWT_ISSUER, "token issuer does not match", NULL);
+	}
+
+	return check_audience(jsonb_member(&claims->root, "aud"), p, f);
+}
+
+/* ----------------------------------------------------------------
+ * Verification
+ * ----------------------------------------------------------------
+ */
+
+static bool
+alg_allowed(const JwtVerifyParams *p, const JwsAlg *alg)
+{
+	if (!p->restrict_algs)
+		return true;
+	for (int i = 0; i < p->nallowed; i++)
+		if (p->allowed[i] == alg)
+			return true;
+	return false;
+}
+
+/* Keys that may verify this token, or a failure saying why there are none */
+static int
+candidate_keys(JwtKeyArg *arg, const JwsAlg *alg, JsonbValue *kid,
+			   JwtKey **out, JwtFailure *f)
+{
+	int			n;
+	bool		kid_seen;
+
+	if (arg == NULL)
+	{
+		fail(f, ERRCODE_JWT_KEY, "no key to verify the token with",
+			 "No key was given.");
+		return 0;
+	}
+	if (arg->kind != JWT_KEYARG_JWKS)
+	{
+		if (!jwt_key_allows(arg->key, alg))
+		{
+			fail(f, ERRCODE_JWT_ALGORITHM, "token algorithm does not fit the key",
+				 psprintf("The token is signed with %s, which this key cannot verify.",
+						  alg->name));
+			return 0;
+		}
+		out[0] = arg->key;
+		return 1;
+	}
+
+	n = jwt_jwks_select(arg->jwks, alg,
+						kid ? kid->val.string.val : NULL,
+						kid ? kid->val.string.len : 0,
+						false, out, MAX_CANDIDATES, &kid_seen);
+	if (n > 0)
+		return n;
+	if (kid != NULL && !kid_seen)
+		fail(f, ERRCODE_JWT_KEY, "no key matches the token's key ID",
+			 "The key set has no key with the token's \"kid\".");
+	else if (kid != NULL)
+		fail(f, ERRCODE_JWT_ALGORITHM, "token algorithm does not fit the key",
+			 psprintf("The key with the token's \"kid\" cannot verify %s.", alg->name));
+	else
+		fail(f, ERRCODE_JWT_KEY, "no key in the key set fits the token",
+			 psprintf("The token has no \"kid\" and no key in the set can verify %s.",
+					  alg->name));
+	return 0;
+}
+
+static bool
+verify_signature(const JwtParts *parts, const JwsAlg *alg, JwtKey **keys,
+				 int nkeys, JwtFailure *f)
+{
+	unsigned char *sig = palloc(B64URL_DECODED_MAX(parts->sig_len) + 1);
+	size_t		siglen;
+	bool		saw_bad_signature = false;
+	bool		saw_mismatch = false;
+
+	if (!b64url_decode(parts->token + parts->sig_off, parts->sig_len, sig, &siglen))
+		return fail(f, ERRCODE_JWT_DECODE, "invalid token signature encoding",
+					"The segment is not canonical base64url.");
+
+	for (int i = 0; i < nkeys; i++)
+	{
+		JwsStatus	st = jws_verify(alg, &keys[i]->jws,
+									(const unsigned char *) parts->token,
+									parts->sig_off - 1, sig, siglen);
+
+		if (st == JWS_OK)
+		{
+			pfree(sig);
+			return true;
+		}
+		if (st == JWS_KEY_TYPE_MISMATCH)
+			saw_mismatch = true;
+		else if (st != JWS_KEY_WEAK)
+			saw_bad_signature = true;
+	}
+	pfree(sig);
+
+	/* a key that got as far as checking the signature gives the answer */
+	if (saw_bad_signature)
+		return fail(f, ERRCODE_JWT_SIGNATURE, "token signature does not verify", NULL);
+	if (saw_mismatch)
+		return fail(f, ERRCODE_JWT_ALGORITHM, "token algorithm does not fit the key",
+					psprintf("The token is signed with %s, which this key cannot verify.",
+							 alg->name));
+	return fail(f, ERRCODE_JWT_KEY, "key is unusable",
+				"RSA keys must have at least 2048 bits and an odd public exponent greater than 1; HMAC secrets must not be empty.");
+}
+
+bool
+jwt_verify_token(const char *token, size_t len, JwtKeyArg *key,
+				 const JwtVerifyParams *params, Jsonb **claims, JwtFailure *f)
+{
+	JwtParts	parts;
+	Jsonb	   *header;
+	const JwsAlg *alg;
+	JsonbValue *kid;
+	JwtKey	   *keys[MAX_CANDIDATES];
+	int			nkeys;
+	bool		ok;
+
+	if (!jwt_split(token, len, &parts, f))
+		return false;
+	if ((header = jwt_decode_header(&parts, f)) == NULL)
+		return false;
+	if (!check_header(header, &alg, &kid, f))
+		return false;
+	if (!alg_allowed(params, alg))
+		return fail(f, ERRCODE_JWT_ALGORITHM, "token algorithm is not allowed",
+					psprintf("The token is signed with %s, which is not in the list of allowed algorithms.",
+							 alg->name));
+
+	nkeys = candidate_keys(key, alg, kid, keys, f);
+	if (nkeys == 0)
+		return false;
+	ok = verify_signature(&parts, alg, keys, nkeys, f);
+	if (key != NULL && key->kind == JWT_KEYARG_JWKS)
+	{
+		for (int i = 0; i < nkeys; i++)
+			jwt_key_release(keys[i]);
+	}
+	if (!ok)
+		return false;
+
+	if ((*claims = jwt_decode_payload(&parts, f)) == NULL)
+		return false;
+	return check_claims(*claims, params, f);
+}
+
+/* ----------------------------------------------------------------
+ * Signing
+ * ----------------------------------------------------------------
+ */
+
+static void
+append_b64url(StringInfo buf, const unsigned char *data, size_t len)
+{
+	size_t		n = B64URL_ENCODED_LEN(len);
+
+	enlargeStringInfo(buf, (int) n);
+	b64url_encode(data, len, buf->data + buf->len);
+	buf->len += (int) n;
+	buf->data[buf->len] = '\0';
+}
+
+static void
+check_sign_claims(Jsonb *claims)
+{
+	static const char *const date_claims[3] = {"exp", "nbf", "iat"};
+
+	if (!JB_ROOT_IS_OBJECT(claims) || JB_ROOT_IS_SCALAR(claims))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("claims must be a JSON object")));
+	for (int i = 0; i < 3; i++)
+	{
+		JsonbValue *v = jsonb_member(&claims->root, date_claims[i]);
+		TimestampTz ts;
+
+		if (v != NULL && !numeric_date(v, &ts))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid \"%s\" claim", date_claims[i]),
+					 errdetail("Time claims must be numbers of seconds since 1970, from 0 to 253402300799.")));
+	}
+}
+
+/*
+ * The header: "alg", "typ" (default "JWT"), "kid" (the header's, else the
+ * key's), then the caller's other members in jsonb order.
+ */
+static void
+build_header(StringInfo buf, const JwsAlg *alg, Jsonb *extra, const char *key_kid)
+{
+	JsonbValue *typ = NULL;
+	JsonbValue *kid = NULL;
+
+	if (extra != NULL)
+	{
+		JsonbValue *v;
+
+		if (!JB_ROOT_IS_OBJECT(extra) || JB_ROOT_IS_SCALAR(extra))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("header must be a JSON object")));
+		v = jsonb_member(&extra->root, "alg");
+		if (v != NULL && !string_is(v, alg->name, strlen(alg->name)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("header \"alg\" does not match the algorithm argument")));
+		if (jsonb_member(&extra->root, "crit") != NULL ||
+			jsonb_member(&extra->root, "b64") != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("header parameters \"crit\" and \"b64\" are not supported")));
+		typ = jsonb_member(&extra->root, "typ");
+		kid = jsonb_member(&extra->root, "kid");
+		if ((typ != NULL && typ->type != jbvString) ||
+			(kid != NULL && kid->type != jbvString))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("header \"typ\" and \"kid\" must be strings")));
+	}
+
+	appendStringInfo(buf, "{\"alg\":\"%s\",\"typ\":", alg->name);
+	if (typ != NULL)
+		jsonb_value_append_compact(buf, typ);
+	else
+		appendStringInfoString(buf, "\"JWT\"");
+	if (kid != NULL)
+	{
+		appendStringInfoString(buf, ",\"kid\":");
+		jsonb_value_append_compact(buf, kid);
+	}
+	else if (key_kid != NULL)
+	{
+		JsonbValue	k;
+
+		k.type = jbvString;
+		k.val.string.val = unconstify(char *, key_kid);
+		k.val.string.len = strlen(key_kid);
+		appendStringInfoString(buf, ",\"kid\":");
+		jsonb_value_append_compact(buf, &k);
+	}
+
+	if (extra != NULL)
+	{
+		JsonbIterator *it = JsonbIteratorInit(&extra->root);
+		JsonbIteratorToken tok;
+		JsonbValue	k;
+		JsonbValue	v;
+
+		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		{
+			if (tok != WJB_KEY)
+				continue;
+			tok = JsonbIteratorNext(&it, &v, true);
+			if (string_is(&k, "alg", 3) || string_is(&k, "typ", 3) ||
+				string_is(&k, "kid", 3))
+				continue;
+			appendStringInfoCharMacro(buf, ',');
+			jsonb_value_append_compact(buf, &k);
+			appendStringInfoCharMacro(buf, ':');
+			jsonb_value_append_compact(buf, &v);
+		}
+	}
+	appendStringInfoCharMacro(buf, '}');
+}
+
+/* The key that signs: the argument's, or the first fitting one of a JWKS. */
+static JwtKey *
+signing_key(JwtKeyArg *arg, const JwsAlg *alg, Jsonb *header)
+{
+	JwtKey	   *key = NULL;
+
+	if (arg->kind == JWT_KEYARG_JWKS)
+	{
+		JsonbValue *kid = header ? jsonb_member(&header->root, "kid") : NULL;
+		bool		kid_seen;
+
+		if (kid != NULL && kid->type != jbvString)
+			kid = NULL;
+		if (jwt_jwks_select(arg->jwks, alg,
+							kid ? kid->val.string.val : NULL,
+							kid ? kid->val.string.len : 0,
+							true, &key, 1, &kid_seen) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+					 errmsg("no key in the key set can sign with %s", alg->name),
+					 errdetail("Signing needs a private key of the algorithm's type.")));
+		return key;
+	}
+
+	key = arg->key;
+	if (!jwt_key_allows(key, alg))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+				 errmsg("key cannot sign with algorithm %s", alg->name),
+				 errdetail("Each key serves only the algorithms of its own type.")));
+	if (!key->has_private)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+				 errmsg("key has no private part"),
+				 errdetail("Signing needs a private key; a public key can only verify.")));
+	return key;
+}
+
+text *
+jwt_sign_token(Jsonb *claims, JwtKeyArg *arg, const JwsAlg *alg, Jsonb *header)
+{
+	StringInfoData json;
+	StringInfoData out;
+	JwtKey	   *key;
+	unsigned char *sig;
+	size_t		siglen = 0;
+	JwsStatus	st;
+	text	   *result;
+
+	check_sign_claims(claims);
+	key = signing_key(arg, alg, header);
+
+	initStringInfo(&out);
+	initStringInfo(&json);
+	build_header(&json, alg, header, key->kid);
+	append_b64url(&out, (unsigned char *) json.data, json.len);
+	appendStringInfoCharMacro(&out, '.');
+	resetStringInfo(&json);
+	jsonb_append_compact(&json, &claims->root);
+	append_b64url(&out, (unsigned char *) json.data, json.len);
+	pfree(json.data);
+
+	sig = palloc(jws_signature_max(alg, &key->jws) + 1);
+	st = jws_sign(alg, &key->jws, (unsigned char *) out.data, out.len, sig, &siglen);
+	if (arg->kind == JWT_KEYARG_JWKS)
+		jwt_key_release(key);
+
+	switch (st)
+	{
+		case JWS_OK:
+			break;
+		case JWS_KEY_WEAK:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+					 errmsg("key is too weak to sign with %s", alg->name),
+					 errdetail("RSA keys need at least 2048 bits and an odd public exponent greater than 1; HMAC secrets must not be empty.")));
+			break;
+		case JWS_KEY_TYPE_MISMATCH:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+					 errmsg("key cannot sign with algorithm %s", alg->name),
+					 errdetail("The key's curve does not match the algorithm.")));
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION), errhidestmt(true),
+					 errmsg("could not sign token with %s", alg->name)));
+			break;
+	}
+
+	appendStringInfoCharMacro(&out, '.');
+	append_b64url(&out, sig, siglen);
+	pfree(sig);
+
+	result = cstring_to_text_with_len(out.data, out.len);
+	pfree(out.data);
+	return result;
+}

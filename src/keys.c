@@ -733,18 +733,24 @@ jwt_jwks_select(Jsonb *jwks, const JwsAlg *alg, const char *kid, int kidlen,
 		if (kid != NULL)
 		{
 			JsonbValue *k = jsonb_member(jwk, "kid");
+			JsonbValue *use = jsonb_member(jwk, "use");
 
 			if (k == NULL || k->type != jbvString || k->val.string.len != kidlen ||
 				memcmp(k->val.string.val, kid, kidlen) != 0)
 				continue;
-			*kid_seen = true;
+			/* a key for another use does not count as found */
+			if (use == NULL || jbv_equals(use, "sig"))
+				*kid_seen = true;
 		}
 		if (!kty_fits(jwk, alg))
 			continue;
 		key = key_from_jwk(jwk);
 		if (key == NULL)
 			continue;
-		if (!jwt_key_allows(key, alg) || (want_private && !key->has_private) ||
+		/* wrong curve drops out here; a weak key stays, to be reported */
+		if (!jwt_key_allows(key, alg) ||
+			jws_key_fits(alg, &key->jws) == JWS_KEY_TYPE_MISMATCH ||
+			(want_private && !key->has_private) ||
 			n >= max)
 		{
 			jwt_key_release(key);

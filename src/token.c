@@ -281,9 +281,12 @@ check_claims(Jsonb *claims, const JwtVerifyParams *p, JwtFailure *f)
 						"Time claims must be numbers of seconds since 1970, from 0 to 253402300799.");
 	}
 
+	/* a claim that is JSON null counts as missing, as in PyJWT */
 	for (int i = 0; i < p->nrequire; i++)
 	{
-		if (jsonb_member(&claims->root, p->require[i]) == NULL)
+		JsonbValue *v = jsonb_member(&claims->root, p->require[i]);
+
+		if (v == NULL || v->type == jbvNull)
 			return fail(f, ERRCODE_JWT_MISSING_CLAIM, "token lacks a required claim",
 						psprintf("The claim \"%s\" is required.", p->require[i]));
 	}

@@ -3,10 +3,11 @@
  *		Strict base64url encoding and decoding (RFC 4648 §5, unpadded).
  *
  * JWS compact serialization (RFC 7515 §2) uses base64url without padding.
- * Decoding is strict so that one token has exactly one spelling: a decoder
- * that ignores trailing bits or accepts '=' lets the same signature be
- * written several ways, which defeats token caches and revocation lists
- * keyed on the token text.
+ * Decoding is strict so that each byte string has exactly one spelling: a
+ * decoder that ignores trailing bits or accepts '=' lets the same header,
+ * payload or signature bytes be written several ways.  (That does not make
+ * a token text unique: ECDSA signatures are malleable, (r, s) and (r, n-s)
+ * both verify.  Anything keyed on a token must key on what it proves.)
  */
 #include "base64url.h"
 

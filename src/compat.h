@@ -33,4 +33,11 @@
 #define MarkGUCPrefixReserved(prefix)	EmitWarningsOnPlaceholders(prefix)
 #endif
 
+/* numeric infinities and int64_to_numeric() arrived in 14 */
+#if PG_VERSION_NUM < 140000
+#define numeric_is_inf(n)	false
+#define int64_to_numeric(v) \
+	DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(v)))
+#endif
+
 #endif							/* JWT_COMPAT_H */

@@ -69,7 +69,7 @@ sign_algorithm(text *name)
 
 	if (alg == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 				 errmsg("unrecognized JWS algorithm \"%s\"", text_to_cstring(name)),
 				 errhint("Use one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA.")));
 	return alg;
@@ -108,12 +108,12 @@ leeway_usecs(Interval *iv)
 		pg_add_s64_overflow(total, iv->time, &total) ||
 		total > (int64) MAX_LEEWAY_SECS * USECS_PER_SEC)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 				 errmsg("leeway is out of range"),
 				 errdetail("Leeway must be at most ten years.")));
 	if (total < 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 				 errmsg("leeway must not be negative")));
 	return total;
 }
@@ -177,7 +177,7 @@ verify_params(FunctionCallInfo fcinfo, JwtVerifyParams *p)
 		p->now = PG_GETARG_TIMESTAMPTZ(7);
 		if (TIMESTAMP_NOT_FINITE(p->now))
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 					 errmsg("now must be a finite timestamp")));
 	}
 	else
@@ -249,7 +249,7 @@ sign_common(FunctionCallInfo fcinfo, bool key_is_bytea)
 		PG_RETURN_NULL();
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errhidestmt(true),
 				 errmsg("algorithm must not be null")));
 
 	claims = PG_GETARG_JSONB_P(0);

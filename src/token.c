@@ -23,6 +23,7 @@
 #include "utils/timestamp.h"
 
 #include "base64url.h"
+#include "compat.h"
 #include "errcodes.h"
 #include "jsonutil.h"
 #include "token.h"
@@ -478,7 +479,7 @@ check_sign_claims(Jsonb *claims)
 
 	if (!JB_ROOT_IS_OBJECT(claims) || JB_ROOT_IS_SCALAR(claims))
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 				 errmsg("claims must be a JSON object")));
 	for (int i = 0; i < 3; i++)
 	{
@@ -487,7 +488,7 @@ check_sign_claims(Jsonb *claims)
 
 		if (v != NULL && !numeric_date(v, &ts))
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 					 errmsg("invalid \"%s\" claim", date_claims[i]),
 					 errdetail("Time claims must be numbers of seconds since 1970, from 0 to 253402300799.")));
 	}
@@ -509,24 +510,24 @@ build_header(StringInfo buf, const JwsAlg *alg, Jsonb *extra, const char *key_ki
 
 		if (!JB_ROOT_IS_OBJECT(extra) || JB_ROOT_IS_SCALAR(extra))
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 					 errmsg("header must be a JSON object")));
 		v = jsonb_member(&extra->root, "alg");
 		if (v != NULL && !string_is(v, alg->name, strlen(alg->name)))
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 					 errmsg("header \"alg\" does not match the algorithm argument")));
 		if (jsonb_member(&extra->root, "crit") != NULL ||
 			jsonb_member(&extra->root, "b64") != NULL)
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 					 errmsg("header parameters \"crit\" and \"b64\" are not supported")));
 		typ = jsonb_member(&extra->root, "typ");
 		kid = jsonb_member(&extra->root, "kid");
 		if ((typ != NULL && typ->type != jbvString) ||
 			(kid != NULL && kid->type != jbvString))
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 					 errmsg("header \"typ\" and \"kid\" must be strings")));
 	}
 

@@ -54,6 +54,16 @@ make -C "$REPO/test/unit" -s check-asan >"$out" 2>&1 || true
 tail -n 20 "$out"
 record_from_line unit-asan "$out"
 
+# no input may crash a backend: the server log must show no process that
+# died by a signal, and no restart after a crash
+log "suite: server log"
+if grep -E 'terminated by signal|was terminated|all server processes terminated' \
+	"$CLUSTER_DIR/server.log"; then
+	record server-log 0 1
+else
+	record server-log 1 0
+fi
+
 rm -f "$out"
 stop_cluster
 

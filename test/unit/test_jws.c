@@ -7,7 +7,7 @@
  *
  * Plain C against OpenSSL 3: no PostgreSQL, no test framework.  Keys are
  * generated at run time, except those of the published RFC examples
- * (/work/shared/vectors/rfc-jws.json), which are built here from their JWK
+ * (test/vectors/rfc-jws.json), which are built here from their JWK
  * members.  Signatures made by jws_sign are also checked with OpenSSL
  * directly, so that sign and verify cannot agree on a wrong format.
  *

@@ -17,10 +17,7 @@
 #define ERRCODE_JWT_ISSUER			MAKE_SQLSTATE('J','W','0','0','7')
 #define ERRCODE_JWT_MISSING_CLAIM	MAKE_SQLSTATE('J','W','0','0','8')
 #define ERRCODE_JWT_KEY				MAKE_SQLSTATE('J','W','0','0','9')
+/* reserved for revocation, which a later version adds */
 #define ERRCODE_JWT_REVOKED			MAKE_SQLSTATE('J','W','0','1','0')
-
-/* Is this one of ours, i.e. a failure of the token rather than the call? */
-#define JWT_ERRCODE_IS_TOKEN_FAILURE(code) \
-	(ERRCODE_TO_CATEGORY(code) == ERRCODE_TO_CATEGORY(ERRCODE_JWT_DECODE))
 
 #endif							/* JWT_ERRCODES_H */

@@ -99,6 +99,7 @@ SELECT outcome(format('SELECT jwt_sign(%L, %L, %L)', '{}', k('jwks_pub'), 'RS256
 SELECT outcome($$SELECT jwt_sign('{}', '{secret}')$$) AS json_looking_secret;
 SELECT outcome($$SELECT jwt_sign('{}', '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----')$$) AS broken_pem;
 SELECT outcome($$SELECT jwt_sign('{}', '-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----')$$) AS encrypted_pem;
+SELECT outcome($$SELECT jwt_sign('{}', E'-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,D6A198935F2A83D9133A3323AFC99BD3\n\nAAAA\n-----END RSA PRIVATE KEY-----\n', 'RS256')$$) AS encrypted_traditional_pem;
 SELECT outcome($$SELECT jwt_sign('{}', '{"kty":"RSA","n":"AQAB"}', 'RS256')$$) AS jwk_missing_e;
 SELECT outcome($$SELECT jwt_sign('{}', '{"kty":"oct","k":"c2VjcmV0","alg":"HS512"}', 'HS256')$$) AS jwk_alg_binds;
 SELECT outcome($$SELECT jwt_sign('{}', '{"kty":"oct","k":"c2VjcmV0","use":"enc"}')$$) AS jwk_for_encryption;

@@ -136,7 +136,8 @@ key_from_pem(const char *data, size_t len)
 	JwtKeyType	type;
 	bool		supported;
 
-	if (contains(data, len, "ENCRYPTED"))
+	if (contains(data, len, "-----BEGIN ENCRYPTED") ||
+		contains(data, len, "Proc-Type: 4,ENCRYPTED"))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 				 errmsg("encrypted PEM keys are not supported"),

@@ -9,7 +9,7 @@
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ensure_packages "${BASE_PACKAGES[@]}" clang libclang-rt-14-dev
+ensure_packages "${BASE_PACKAGES[@]}" clang libclang-rt-14-dev python3-jwt python3-jwcrypto
 build_and_install
 start_cluster
 
@@ -53,6 +53,12 @@ log "suite: unit (clang, ASan + UBSan)"
 make -C "$REPO/test/unit" -s check-asan >"$out" 2>&1 || true
 tail -n 20 "$out"
 record_from_line unit-asan "$out"
+
+log "suite: interop (PyJWT, jwcrypto)"
+/usr/bin/python3 "$REPO/test/interop/interop.py" >"$out" 2>&1 || true
+grep -E '^FAIL' "$out" | head -n 40 || true
+tail -n 1 "$out"
+record_from_line interop "$out"
 
 # no input may crash a backend: the server log must show no process that
 # died by a signal, and no restart after a crash

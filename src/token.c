@@ -262,24 +262,47 @@ check_audience(JsonbValue *aud, const JwtVerifyParams *p, JwtFailure *f)
 				"The \"aud\" claim must be a string or an array of strings.");
 }
 
-static bool
-check_claims(Jsonb *claims, const JwtVerifyParams *p, JwtFailure *f)
-{
-	static const char *const date_claims[3] = {"exp", "nbf", "iat"};
-	TimestampTz dates[3];
-	bool		present[3];
-	JsonbValue *iss;
+/* The time claims, in the order they are checked */
+#define N_DATE_CLAIMS 3
+static const char *const date_claims[N_DATE_CLAIMS] = {"exp", "nbf", "iat"};
+#define DATE_CLAIM_DETAIL \
+	"Time claims must be numbers of seconds since 1970, from 0 to 253402300799."
 
-	for (int i = 0; i < 3; i++)
+/*
+ * Read exp, nbf and iat where present.  Returns the index of the first one
+ * that is not a NumericDate, or -1 when all present ones are.
+ */
+static int
+read_date_claims(Jsonb *claims, TimestampTz *dates, bool *present)
+{
+	for (int i = 0; i < N_DATE_CLAIMS; i++)
 	{
 		JsonbValue *v = jsonb_member(&claims->root, date_claims[i]);
 
 		present[i] = v != NULL;
 		if (v != NULL && !numeric_date(v, &dates[i]))
-			return fail(f, ERRCODE_JWT_DECODE,
-						i == 0 ? "invalid \"exp\" claim" :
-						i == 1 ? "invalid \"nbf\" claim" : "invalid \"iat\" claim",
-						"Time claims must be numbers of seconds since 1970, from 0 to 253402300799.");
+			return i;
+	}
+	return -1;
+}
+
+static bool
+check_claims(Jsonb *claims, const JwtVerifyParams *p, JwtFailure *f)
+{
+	TimestampTz dates[N_DATE_CLAIMS];
+	bool		present[N_DATE_CLAIMS];
+	JsonbValue *iss;
+
+	switch (read_date_claims(claims, dates, present))
+	{
+		case -1:
+			break;
+		case 0:
+			return fail(f, ERRCODE_JWT_DECODE, "invalid \"exp\" claim", DATE_CLAIM_DETAIL);
+		case 1:
+			return fail(f, ERRCODE_JWT_DECODE, "invalid \"nbf\" claim", DATE_CLAIM_DETAIL);
+		default:
+			return fail(f, ERRCODE_JWT_DECODE, "invalid \"iat\" claim", DATE_CLAIM_DETAIL);
 	}
 
 	/* a claim that is JSON null counts as missing, as in PyJWT */
@@ -384,8 +407,11 @@ verify_signature(const JwtParts *parts, const JwsAlg *alg, JwtKey **keys,
 	bool		saw_mismatch = false;
 
 	if (!b64url_decode(parts->token + parts->sig_off, parts->sig_len, sig, &siglen))
+	{
+		pfree(sig);
 		return fail(f, ERRCODE_JWT_DECODE, "invalid token signature encoding",
 					"The segment is not canonical base64url.");
+	}
 
 	for (int i = 0; i < nkeys; i++)
 	{
@@ -475,23 +501,20 @@ append_b64url(StringInfo buf, const unsigned char *data, size_t len)
 static void
 check_sign_claims(Jsonb *claims)
 {
-	static const char *const date_claims[3] = {"exp", "nbf", "iat"};
+	TimestampTz dates[N_DATE_CLAIMS];
+	bool		present[N_DATE_CLAIMS];
+	int			bad;
 
 	if (!JB_ROOT_IS_OBJECT(claims) || JB_ROOT_IS_SCALAR(claims))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 				 errmsg("claims must be a JSON object")));
-	for (int i = 0; i < 3; i++)
-	{
-		JsonbValue *v = jsonb_member(&claims->root, date_claims[i]);
-		TimestampTz ts;
-
-		if (v != NULL && !numeric_date(v, &ts))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
-					 errmsg("invalid \"%s\" claim", date_claims[i]),
-					 errdetail("Time claims must be numbers of seconds since 1970, from 0 to 253402300799.")));
-	}
+	bad = read_date_claims(claims, dates, present);
+	if (bad >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+				 errmsg("invalid \"%s\" claim", date_claims[bad]),
+				 errdetail(DATE_CLAIM_DETAIL)));
 }
 
 /*

@@ -17,7 +17,7 @@ OBJS = \
 DATA = jwt--$(EXTVERSION).sql
 
 # pg_regress suites, in order: fixtures first, the others use its keys
-REGRESS = init fixtures sign verify claims errors rfc_vectors
+REGRESS = init fixtures sign verify claims errors rfc_vectors rfc8725
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 # server headers as system headers: -Wextra then judges only our code

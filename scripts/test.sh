@@ -9,8 +9,13 @@
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ensure_packages "${BASE_PACKAGES[@]}" clang libclang-rt-14-dev python3-jwt python3-jwcrypto
+ensure_packages "${BASE_PACKAGES[@]}" clang libclang-rt-14-dev \
+	python3-jwt python3-jwcrypto python3-cryptography
 build_and_install
+# every suite runs with statements logged and pg_stat_statements loaded, so
+# the hygiene suite can show that none of the extension's secrets end up there
+CLUSTER_OPTIONS="-c shared_preload_libraries=pg_stat_statements -c log_statement=all \
+ -c log_min_error_statement=error -c log_error_verbosity=verbose"
 start_cluster
 
 total_pass=0
@@ -59,6 +64,12 @@ log "suite: interop (PyJWT, jwcrypto)"
 grep -E '^FAIL' "$out" | head -n 40 || true
 tail -n 1 "$out"
 record_from_line interop "$out"
+
+log "suite: secret hygiene"
+/usr/bin/python3 "$REPO/test/hygiene/run.py" "$CLUSTER_DIR/server.log" >"$out" 2>&1 || true
+grep -E '^FAIL' "$out" | head -n 40 || true
+tail -n 1 "$out"
+record_from_line hygiene "$out"
 
 # no input may crash a backend: the server log must show no process that
 # died by a signal, and no restart after a crash

@@ -3,7 +3,7 @@
 PG_CONFIG ?= pg_config
 
 EXTENSION = jwt
-EXTVERSION = 0.1
+EXTVERSION = 0.2
 
 MODULE_big = jwt
 OBJS = \
@@ -11,13 +11,15 @@ OBJS = \
 	src/jws.o \
 	src/jsonutil.o \
 	src/keys.o \
+	src/jwk.o \
+	src/keystore.o \
 	src/token.o \
 	src/jwt.o
 
-DATA = jwt--$(EXTVERSION).sql
+DATA = jwt--0.1.sql jwt--0.1--0.2.sql
 
 # pg_regress suites, in order: fixtures first, the others use its keys
-REGRESS = init fixtures sign verify claims errors rfc_vectors rfc8725
+REGRESS = init fixtures sign verify claims errors rfc_vectors rfc8725 keystore
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 # server headers as system headers: -Wextra then judges only our code

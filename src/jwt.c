@@ -11,6 +11,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "common/int.h"
 #include "fmgr.h"
 #include "utils/array.h"
@@ -21,8 +22,10 @@
 
 #include "compat.h"
 #include "errcodes.h"
+#include "jwk.h"
 #include "jws.h"
 #include "keys.h"
+#include "keystore.h"
 #include "token.h"
 
 PG_MODULE_MAGIC;
@@ -32,6 +35,16 @@ PG_MODULE_MAGIC;
 
 static int	jwt_leeway = 0;		/* seconds */
 static char *jwt_audience = NULL;
+static char *jwt_issuer = NULL;
+static int	jwt_rsa_bits = 2048;
+static int	jwt_default_ttl = 3600;	/* seconds */
+
+static const struct config_enum_entry rsa_bits_options[] = {
+	{"2048", 2048, false},
+	{"3072", 3072, false},
+	{"4096", 4096, false},
+	{NULL, 0, false}
+};
 
 void		_PG_init(void);
 
@@ -52,6 +65,28 @@ _PG_init(void)
 							   "",
 							   PGC_USERSET, 0,
 							   NULL, NULL, NULL);
+	DefineCustomStringVariable("jwt.issuer",
+							   "Our own issuer: the iss claim of tokens we issue.",
+							   "jwt_issue puts it in tokens that lack an iss; jwt_verify without a key verifies tokens with this iss, or none, with our own keys.",
+							   &jwt_issuer,
+							   "",
+							   PGC_SUSET, 0,
+							   NULL, NULL, NULL);
+	/* read by jwt_issue (SQL); defined here so that its unit is checked */
+	DefineCustomIntVariable("jwt.default_ttl",
+							"Lifetime of tokens from jwt_issue when no ttl is given.",
+							NULL,
+							&jwt_default_ttl,
+							3600, 1, MAX_LEEWAY_SECS,
+							PGC_USERSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomEnumVariable("jwt.rsa_bits",
+							 "Size of RSA keys made by jwt_key_generate.",
+							 NULL,
+							 &jwt_rsa_bits,
+							 2048, rsa_bits_options,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("jwt");
 }
 
@@ -143,17 +178,22 @@ verify_params(FunctionCallInfo fcinfo, JwtVerifyParams *p)
 		}
 	}
 
+	p->audiences = palloc(sizeof(char *));
+	p->audience_lens = palloc(sizeof(int));
 	if (!PG_ARGISNULL(3))
 	{
 		text	   *aud = PG_GETARG_TEXT_PP(3);
 
-		p->audience = VARDATA_ANY(aud);
-		p->audience_len = VARSIZE_ANY_EXHDR(aud);
+		p->audiences[0] = VARDATA_ANY(aud);
+		p->audience_lens[0] = VARSIZE_ANY_EXHDR(aud);
+		p->naudiences = 1;
+		p->audience_given = true;
 	}
 	else if (jwt_audience != NULL && jwt_audience[0] != '\0')
 	{
-		p->audience = jwt_audience;
-		p->audience_len = strlen(jwt_audience);
+		p->audiences[0] = jwt_audience;
+		p->audience_lens[0] = strlen(jwt_audience);
+		p->naudiences = 1;
 	}
 
 	if (!PG_ARGISNULL(4))
@@ -165,7 +205,10 @@ verify_params(FunctionCallInfo fcinfo, JwtVerifyParams *p)
 	}
 
 	if (!PG_ARGISNULL(5))
+	{
 		p->leeway = leeway_usecs(PG_GETARG_INTERVAL_P(5));
+		p->leeway_given = true;
+	}
 	else
 		p->leeway = (int64) jwt_leeway * USECS_PER_SEC;
 
@@ -224,6 +267,9 @@ verify_common(FunctionCallInfo fcinfo, bool key_is_bytea, Jsonb **claims,
 	bool		ok;
 
 	verify_params(fcinfo, &params);
+	if (PG_ARGISNULL(1))
+		return jwt_store_verify(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token),
+								&params, jwt_issuer, claims, f);
 	key = key_arg(fcinfo, 1, key_is_bytea);
 	ok = jwt_verify_token(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token),
 						  key, &params, claims, f);
@@ -356,4 +402,128 @@ jwt_decode_unverified(PG_FUNCTION_ARGS)
 		(payload = jwt_decode_payload(&parts, &f)) == NULL)
 		raise_failure(&f);
 	PG_RETURN_JSONB_P(payload);
+}
+
+/* ----------------------------------------------------------------
+ * JWK functions and the key tables' trigger
+ * ----------------------------------------------------------------
+ */
+
+static void
+check_key_strength(const JwtKey *key, const JwsAlg *alg)
+{
+	switch (jws_key_fits(alg, &key->jws))
+	{
+		case JWS_OK:
+			break;
+		case JWS_KEY_WEAK:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+					 errmsg("key is too weak for %s", alg->name),
+					 errdetail("RSA keys must have at least 2048 bits and an odd public exponent greater than 1.")));
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+					 errmsg("key does not fit algorithm %s", alg->name)));
+	}
+	/* RFC 7518 §3.2: an HMAC key at least as long as the hash output */
+	if (alg->family == JWS_HMAC && key->jws.secret_len < (size_t) alg->hash_len)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+				 errmsg("HMAC secret is too short for %s", alg->name),
+				 errdetail("A key for %s must be at least %d bytes long (RFC 7518, section 3.2).",
+						   alg->name, alg->hash_len)));
+}
+
+/* jwt_jwk(key text, algorithm text): one key as a JWK, checked for use */
+PG_FUNCTION_INFO_V1(jwt_jwk);
+Datum
+jwt_jwk(PG_FUNCTION_ARGS)
+{
+	text	   *t;
+	JwtKeyArg  *arg;
+	const JwsAlg *alg;
+	Jsonb	   *jwk;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	t = PG_GETARG_TEXT_PP(0);
+	arg = jwt_key_arg_from_text(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	if (arg->kind == JWT_KEYARG_JWKS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+				 errmsg("expected one key, not a key set"),
+				 errhint("Load a key set with jwt_key_import or jwt_jwks_import.")));
+
+	if (!PG_ARGISNULL(1))
+	{
+		alg = sign_algorithm(PG_GETARG_TEXT_PP(1));
+		if (!jwt_key_allows(arg->key, alg))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+					 errmsg("key does not fit algorithm %s", alg->name)));
+	}
+	else if ((alg = arg->key->alg) == NULL)
+		alg = jwt_key_default_alg(arg->key);
+	if (alg == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+				 errmsg("no JWS algorithm fits this key")));
+	check_key_strength(arg->key, alg);
+
+	jwk = jwt_key_to_jwk(arg->key, alg, arg->key->kid, arg->key->has_private);
+	jwt_key_arg_release(arg);
+	PG_RETURN_JSONB_P(jwk);
+}
+
+/* jwt_jwk_thumbprint(jwk jsonb): RFC 7638 */
+PG_FUNCTION_INFO_V1(jwt_jwk_thumbprint);
+Datum
+jwt_jwk_thumbprint(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *jwk = PG_GETARG_JSONB_P(0);
+	JwtKey	   *key;
+	char	   *thumbprint;
+
+	if (!JB_ROOT_IS_OBJECT(jwk) || JB_ROOT_IS_SCALAR(jwk))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+				 errmsg("a JWK must be a JSON object")));
+	key = jwt_key_from_jwk(&jwk->root);
+	if (key == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+				 errmsg("unsupported JWK")));
+	thumbprint = jwt_key_thumbprint(key);
+	jwt_key_release(key);
+	PG_RETURN_TEXT_P(cstring_to_text(thumbprint));
+}
+
+/* jwt_jwk_generate(algorithm text): a new private JWK for the algorithm */
+PG_FUNCTION_INFO_V1(jwt_jwk_generate);
+Datum
+jwt_jwk_generate(PG_FUNCTION_ARGS)
+{
+	const JwsAlg *alg = sign_algorithm(PG_GETARG_TEXT_PP(0));
+	JwtKey	   *key = jwt_key_generate(alg, jwt_rsa_bits);
+	Jsonb	   *jwk = jwt_key_to_jwk(key, alg, NULL, true);
+
+	jwt_key_release(key);
+	PG_RETURN_JSONB_P(jwk);
+}
+
+/* Statement trigger on jwt_keys and jwt_issuers */
+PG_FUNCTION_INFO_V1(jwt_keys_changed);
+Datum
+jwt_keys_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("jwt_keys_changed() must be called as a trigger")));
+	jwt_store_changed(RelationGetRelid(trigdata->tg_relation));
+	PG_RETURN_POINTER(NULL);
 }

@@ -66,8 +66,8 @@ jwt_key_arg_release(JwtKeyArg *arg)
 }
 
 /* A new, empty key whose resources are released with the current context. */
-static JwtKey *
-key_new(JwtKeyType type)
+JwtKey *
+jwt_key_new(JwtKeyType type)
 {
 	JwtKey	   *key = palloc0(sizeof(JwtKey));
 
@@ -147,7 +147,7 @@ key_from_pem(const char *data, size_t len)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 				 errmsg("PEM key is too long")));
 
-	key = key_new(JWT_KEY_RSA);
+	key = jwt_key_new(JWT_KEY_RSA);
 
 	if (is_cert)
 	{
@@ -487,8 +487,8 @@ jwk_oct(JwtKey *key, JsonbContainer *jwk)
  * curve, "use" other than "sig", unknown "alg"); malformed keys of a type we
  * handle raise 22023.
  */
-static JwtKey *
-key_from_jwk(JsonbContainer *jwk)
+JwtKey *
+jwt_key_from_jwk(JsonbContainer *jwk)
 {
 	JsonbValue *kty = jwk_string(jwk, "kty");
 	JsonbValue *use = jwk_string(jwk, "use");
@@ -512,23 +512,23 @@ key_from_jwk(JsonbContainer *jwk)
 
 	if (jbv_equals(kty, "oct"))
 	{
-		key = key_new(JWT_KEY_OCT);
+		key = jwt_key_new(JWT_KEY_OCT);
 		jwk_oct(key, jwk);
 	}
 	else if (jbv_equals(kty, "RSA"))
 	{
-		key = key_new(JWT_KEY_RSA);
+		key = jwt_key_new(JWT_KEY_RSA);
 		jwk_rsa(key, jwk);
 	}
 	else if (jbv_equals(kty, "EC"))
 	{
-		key = key_new(JWT_KEY_EC);
+		key = jwt_key_new(JWT_KEY_EC);
 		if (jwk_ec(key, jwk) != JWK_OK)
 			return NULL;
 	}
 	else if (jbv_equals(kty, "OKP"))
 	{
-		key = key_new(JWT_KEY_OKP);
+		key = jwt_key_new(JWT_KEY_OKP);
 		if (jwk_okp(key, jwk) != JWK_OK)
 			return NULL;
 	}
@@ -590,7 +590,7 @@ jwt_key_arg_from_text(const char *data, size_t len)
 			return arg;
 		}
 		arg->kind = JWT_KEYARG_JWK;
-		arg->key = key_from_jwk(&jb->root);
+		arg->key = jwt_key_from_jwk(&jb->root);
 		if (arg->key == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
@@ -607,7 +607,7 @@ jwt_key_arg_from_text(const char *data, size_t len)
 	}
 
 	arg->kind = JWT_KEYARG_SECRET;
-	arg->key = key_new(JWT_KEY_OCT);
+	arg->key = jwt_key_new(JWT_KEY_OCT);
 	arg->key->jws.secret = (const unsigned char *) data;
 	arg->key->jws.secret_len = len;
 	arg->key->has_private = true;
@@ -658,7 +658,7 @@ jwt_key_arg_from_bytes(const unsigned char *data, size_t len)
 				 errmsg("key is a DER-encoded public or private key, not an HMAC secret"),
 				 errhint("Pass asymmetric keys as PEM or JWK text.")));
 	arg->kind = JWT_KEYARG_SECRET;
-	arg->key = key_new(JWT_KEY_OCT);
+	arg->key = jwt_key_new(JWT_KEY_OCT);
 	arg->key->jws.secret = data;
 	arg->key->jws.secret_len = len;
 	arg->key->has_private = true;
@@ -745,7 +745,7 @@ jwt_jwks_select(Jsonb *jwks, const JwsAlg *alg, const char *kid, int kidlen,
 		}
 		if (!kty_fits(jwk, alg))
 			continue;
-		key = key_from_jwk(jwk);
+		key = jwt_key_from_jwk(jwk);
 		if (key == NULL)
 			continue;
 		/* wrong curve drops out here; a weak key stays, to be reported */

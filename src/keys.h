@@ -73,6 +73,15 @@ extern int	jwt_jwks_select(Jsonb *jwks, const JwsAlg *alg,
 							const char *kid, int kidlen, bool want_private,
 							JwtKey **out, int max, bool *kid_seen);
 
+/* A new, empty key, released with the current memory context. */
+extern JwtKey *jwt_key_new(JwtKeyType type);
+
+/*
+ * One JWK object as a key.  NULL for a key we do not handle (type, curve,
+ * "use" other than "sig", unknown "alg"); a malformed key raises 22023.
+ */
+extern JwtKey *jwt_key_from_jwk(JsonbContainer *jwk);
+
 /* Does the key's own type (and JWK "alg", if any) allow this algorithm? */
 extern bool jwt_key_allows(const JwtKey *key, const JwsAlg *alg);
 

@@ -33,11 +33,11 @@
 #define UNIX_TO_PG_USEC \
 	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC)
 
-/* Candidate keys tried for one token from a JWKS */
-#define MAX_CANDIDATES	8
+#define MAX_CANDIDATES	JWT_MAX_CANDIDATES
+#define fail jwt_fail
 
-static bool
-fail(JwtFailure *f, int code, const char *message, const char *detail)
+bool
+jwt_fail(JwtFailure *f, int code, const char *message, const char *detail)
 {
 	f->sqlerrcode = code;
 	f->message = message;
@@ -216,9 +216,18 @@ numeric_date(JsonbValue *v, TimestampTz *ts)
 }
 
 static bool
+audience_expected(JsonbValue *v, const JwtVerifyParams *p)
+{
+	for (int i = 0; i < p->naudiences; i++)
+		if (string_is(v, p->audiences[i], p->audience_lens[i]))
+			return true;
+	return false;
+}
+
+static bool
 check_audience(JsonbValue *aud, const JwtVerifyParams *p, JwtFailure *f)
 {
-	if (p->audience == NULL)
+	if (p->naudiences == 0)
 	{
 		if (aud != NULL)
 			return fail(f, ERRCODE_JWT_AUDIENCE, "token has an audience but none is expected",
@@ -229,7 +238,7 @@ check_audience(JsonbValue *aud, const JwtVerifyParams *p, JwtFailure *f)
 		return fail(f, ERRCODE_JWT_AUDIENCE, "token has no audience", NULL);
 	if (aud->type == jbvString)
 	{
-		if (string_is(aud, p->audience, p->audience_len))
+		if (audience_expected(aud, p))
 			return true;
 		return fail(f, ERRCODE_JWT_AUDIENCE, "token audience does not match", NULL);
 	}
@@ -249,7 +258,7 @@ check_audience(JsonbValue *aud, const JwtVerifyParams *p, JwtFailure *f)
 				return fail(f, ERRCODE_JWT_AUDIENCE, "invalid audience claim",
 							"Every element of \"aud\" must be a string.");
 			n++;
-			found |= string_is(&v, p->audience, p->audience_len);
+			found |= audience_expected(&v, p);
 		}
 		if (n == 0)
 			return fail(f, ERRCODE_JWT_AUDIENCE, "invalid audience claim",
@@ -340,8 +349,8 @@ check_claims(Jsonb *claims, const JwtVerifyParams *p, JwtFailure *f)
  * ----------------------------------------------------------------
  */
 
-static bool
-alg_allowed(const JwtVerifyParams *p, const JwsAlg *alg)
+bool
+jwt_alg_allowed(const JwtVerifyParams *p, const JwsAlg *alg)
 {
 	if (!p->restrict_algs)
 		return true;
@@ -443,43 +452,55 @@ verify_signature(const JwtParts *parts, const JwsAlg *alg, JwtKey **keys,
 }
 
 bool
+jwt_token_open(const char *token, size_t len, const JwtVerifyParams *params,
+			   JwtOpened *t, JwtFailure *f)
+{
+	if (!jwt_split(token, len, &t->parts, f))
+		return false;
+	if ((t->header = jwt_decode_header(&t->parts, f)) == NULL)
+		return false;
+	if (!check_header(t->header, &t->alg, &t->kid, f))
+		return false;
+	if (!jwt_alg_allowed(params, t->alg))
+		return fail(f, ERRCODE_JWT_ALGORITHM, "token algorithm is not allowed",
+					psprintf("The token is signed with %s, which is not in the list of allowed algorithms.",
+							 t->alg->name));
+	return true;
+}
+
+bool
+jwt_token_check(const JwtOpened *t, JwtKey **keys, int nkeys,
+				const JwtVerifyParams *params, Jsonb **claims, JwtFailure *f)
+{
+	if (!verify_signature(&t->parts, t->alg, keys, nkeys, f))
+		return false;
+	if (*claims == NULL && (*claims = jwt_decode_payload(&t->parts, f)) == NULL)
+		return false;
+	return check_claims(*claims, params, f);
+}
+
+bool
 jwt_verify_token(const char *token, size_t len, JwtKeyArg *key,
 				 const JwtVerifyParams *params, Jsonb **claims, JwtFailure *f)
 {
-	JwtParts	parts;
-	Jsonb	   *header;
-	const JwsAlg *alg;
-	JsonbValue *kid;
+	JwtOpened	t;
 	JwtKey	   *keys[MAX_CANDIDATES];
 	int			nkeys;
 	bool		ok;
 
-	if (!jwt_split(token, len, &parts, f))
+	*claims = NULL;
+	if (!jwt_token_open(token, len, params, &t, f))
 		return false;
-	if ((header = jwt_decode_header(&parts, f)) == NULL)
-		return false;
-	if (!check_header(header, &alg, &kid, f))
-		return false;
-	if (!alg_allowed(params, alg))
-		return fail(f, ERRCODE_JWT_ALGORITHM, "token algorithm is not allowed",
-					psprintf("The token is signed with %s, which is not in the list of allowed algorithms.",
-							 alg->name));
-
-	nkeys = candidate_keys(key, alg, kid, keys, f);
+	nkeys = candidate_keys(key, t.alg, t.kid, keys, f);
 	if (nkeys == 0)
 		return false;
-	ok = verify_signature(&parts, alg, keys, nkeys, f);
+	ok = jwt_token_check(&t, keys, nkeys, params, claims, f);
 	if (key != NULL && key->kind == JWT_KEYARG_JWKS)
 	{
 		for (int i = 0; i < nkeys; i++)
 			jwt_key_release(keys[i]);
 	}
-	if (!ok)
-		return false;
-
-	if ((*claims = jwt_decode_payload(&parts, f)) == NULL)
-		return false;
-	return check_claims(*claims, params, f);
+	return ok;
 }
 
 /* ----------------------------------------------------------------

@@ -34,11 +34,14 @@ typedef struct JwtVerifyParams
 	bool		restrict_algs;	/* false: whatever the key allows */
 	const JwsAlg *allowed[16];
 	int			nallowed;
-	const char *audience;		/* NULL: no audience expected */
-	int			audience_len;
+	const char **audiences;		/* "aud" must hold one of these */
+	int		   *audience_lens;
+	int			naudiences;		/* 0: no audience expected */
+	bool		audience_given; /* by the caller, not from jwt.audience */
 	const char *issuer;			/* NULL: issuer not checked */
 	int			issuer_len;
 	int64		leeway;			/* microseconds, >= 0 */
+	bool		leeway_given;	/* by the caller, not from jwt.leeway */
 	char	  **require;		/* claim names that must be present */
 	int			nrequire;
 	TimestampTz now;
@@ -55,6 +58,15 @@ typedef struct JwtParts
 	size_t		sig_len;
 } JwtParts;
 
+/* A token split, its header decoded and its algorithm allowed. */
+typedef struct JwtOpened
+{
+	JwtParts	parts;
+	Jsonb	   *header;
+	const JwsAlg *alg;
+	JsonbValue *kid;			/* header "kid" (a string), or NULL */
+} JwtOpened;
+
 extern bool jwt_split(const char *token, size_t len, JwtParts *parts,
 					  JwtFailure *f);
 extern Jsonb *jwt_decode_header(const JwtParts *parts, JwtFailure *f);
@@ -63,6 +75,24 @@ extern Jsonb *jwt_decode_payload(const JwtParts *parts, JwtFailure *f);
 extern bool jwt_verify_token(const char *token, size_t len, JwtKeyArg *key,
 							 const JwtVerifyParams *params, Jsonb **claims,
 							 JwtFailure *f);
+
+/*
+ * The two halves of jwt_verify_token, for callers that choose keys
+ * themselves (the key store): open the token, then check it with the keys
+ * chosen.  claims may be the payload already decoded, or NULL.
+ */
+extern bool jwt_token_open(const char *token, size_t len,
+						   const JwtVerifyParams *params, JwtOpened *t,
+						   JwtFailure *f);
+extern bool jwt_alg_allowed(const JwtVerifyParams *params, const JwsAlg *alg);
+extern bool jwt_token_check(const JwtOpened *t, JwtKey **keys, int nkeys,
+							const JwtVerifyParams *params, Jsonb **claims,
+							JwtFailure *f);
+extern bool jwt_fail(JwtFailure *f, int code, const char *message,
+					 const char *detail);
+
+/* Most keys one token is tried against when it names no kid. */
+#define JWT_MAX_CANDIDATES	8
 
 extern text *jwt_sign_token(Jsonb *claims, JwtKeyArg *key, const JwsAlg *alg,
 							Jsonb *header);

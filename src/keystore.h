@@ -1,0 +1,34 @@
+/*
+ * keystore.h
+ *		The key and issuer tables (jwt_keys, jwt_issuers) as verification
+ *		sees them: a per-backend cache of their rows and parsed keys, dropped
+ *		whenever either table changes, and the choice of keys and rules for a
+ *		token from its "iss" and "kid".
+ *
+ * The tables are read with the rights of their owner, so that any role can
+ * verify without being able to SELECT the keys.  A statement trigger on each
+ * table sends a relcache invalidation for it; invalidations travel in the
+ * commit record, so backends on a hot standby drop their cache when they
+ * replay the change.  Nothing here writes.
+ */
+#ifndef JWT_KEYSTORE_H
+#define JWT_KEYSTORE_H
+
+#include "postgres.h"
+#include "utils/jsonb.h"
+
+#include "token.h"
+
+/*
+ * Verify a token against the tables: the token's "iss" picks the issuer
+ * (own_issuer, or none, means our own keys), its "kid" or algorithm the
+ * keys; the issuer's rules fill in what params left to defaults.
+ */
+extern bool jwt_store_verify(const char *token, size_t len,
+							 JwtVerifyParams *params, const char *own_issuer,
+							 Jsonb **claims, JwtFailure *f);
+
+/* Called by the tables' trigger: every backend drops its cache at commit. */
+extern void jwt_store_changed(Oid relid);
+
+#endif							/* JWT_KEYSTORE_H */

@@ -65,6 +65,25 @@ grep -E '^FAIL' "$out" | head -n 40 || true
 tail -n 1 "$out"
 record_from_line interop "$out"
 
+log "suite: interop (node jose)"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	ensure_packages nodejs npm
+fi
+if npm ci --prefix "$REPO/test/interop/node" --no-audit --no-fund >"$out" 2>&1; then
+	node "$REPO/test/interop/node/interop_jose.mjs" >"$out" 2>&1 || true
+	grep -E '^FAIL' "$out" | head -n 40 || true
+	tail -n 1 "$out"
+else
+	cat "$out"
+fi
+record_from_line interop-jose "$out"
+
+log "suite: databases (dump and restore, upgrade, hostile search_path)"
+bash "$REPO/test/databases/run.sh" >"$out" 2>&1 || true
+grep -E '^FAIL' "$out" | head -n 40 || true
+tail -n 1 "$out"
+record_from_line databases "$out"
+
 log "suite: secret hygiene"
 /usr/bin/python3 "$REPO/test/hygiene/run.py" "$CLUSTER_DIR/server.log" >"$out" 2>&1 || true
 grep -E '^FAIL' "$out" | head -n 40 || true

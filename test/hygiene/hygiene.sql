@@ -98,3 +98,22 @@ CREATE FUNCTION hygiene.check_token(tok text, key text) RETURNS jsonb
 LANGUAGE sql AS $$ SELECT jwt_verify(tok, key) $$;
 SELECT hygiene.check_token(t.token, k.pub) FROM hygiene.token t, hygiene.key k
 WHERE t.name = 'hmac_jwk' AND k.name = 'hmac2';
+
+-- the key table: keys made in the database, tokens issued from it ----------
+DELETE FROM jwt_keys WHERE kid LIKE 'hygiene-%';
+SELECT count(jwt_key_generate(alg, 'hygiene-' || alg))
+FROM unnest(ARRAY['HS256', 'RS256', 'ES256', 'EdDSA']) AS alg;
+INSERT INTO hygiene.token
+  SELECT 'issued_' || alg, jwt_issue('{"sub":"hygiene"}', alg)
+  FROM unnest(ARRAY['HS256', 'RS256', 'ES256', 'EdDSA']) AS alg;
+-- expect JW002: an issued token with its signature changed
+SELECT jwt_verify(left(token, -6) || 'AAAAAA') FROM hygiene.token WHERE name = 'issued_RS256';
+-- expect JW009: a revoked key
+SELECT jwt_key_revoke('hygiene-ES256');
+SELECT jwt_verify(token) FROM hygiene.token WHERE name = 'issued_ES256';
+-- expect JW006: an audience is expected
+SELECT jwt_verify(token, audience => 'api') FROM hygiene.token WHERE name = 'issued_HS256';
+-- expect 23505: a kid that is taken
+SELECT jwt_key_import(private_jwk::text, kid => 'hygiene-RS256') FROM jwt_keys WHERE kid = 'hygiene-RS256';
+-- expect 22023: a private key imported with an algorithm it does not fit
+SELECT jwt_key_import(private_jwk::text, 'ES384') FROM jwt_keys WHERE kid = 'hygiene-EdDSA';

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# test/databases/run.sh: checks that need databases of their own.
+#
+#   PGHOST=... PGPORT=... PGUSER=... bash test/databases/run.sh
+#
+# - dump and restore: pg_dump keeps the key and issuer tables (extension
+#   configuration tables), so every token issued before a restore still
+#   verifies after it, and the restored database goes on issuing;
+# - upgrade: CREATE EXTENSION jwt VERSION '0.1' then ALTER EXTENSION jwt
+#   UPDATE gives the same objects as a fresh CREATE EXTENSION jwt;
+# - install under a hostile search_path (SECURITY.md item 22).
+#
+# Ends with the line "N passed, M failed".
+
+set -uo pipefail
+
+PSQL=(psql -X -A -t -q -v ON_ERROR_STOP=1)
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+# expect NAME WANT GOT
+expect() { if [ "$2" = "$3" ]; then ok; else bad "$1: expected '$2', got '$3'"; fi; }
+
+src=jwt_dump_src
+dst=jwt_dump_dst
+upg=jwt_upgrade
+trap 'for d in $src $dst $upg jwt_hostile; do dropdb --if-exists $d 2>/dev/null; done' EXIT
+for d in $src $dst $upg jwt_hostile; do dropdb --if-exists "$d"; done
+
+# ---- dump and restore ----------------------------------------------------
+createdb "$src"
+"${PSQL[@]}" -d "$src" <<'SQL' >/dev/null
+CREATE EXTENSION jwt;
+SELECT jwt_key_generate(alg) FROM unnest(ARRAY['HS256', 'RS256', 'ES256', 'EdDSA']) alg;
+SELECT jwt_key_retire(jwt_key_generate('PS256'));
+SELECT jwt_jwks_import(jsonb_build_object('keys', jsonb_build_array(
+         jwt_jwk_generate('ES384') - 'd' || '{"kid":"idp-1"}')), 'https://idp.example');
+UPDATE jwt_issuers SET audiences = '{api}';
+CREATE TABLE tokens (alg text, token text);
+INSERT INTO tokens
+  SELECT alg, jwt_issue(jsonb_build_object('sub', alg), alg, ttl => '1 day')
+  FROM unnest(ARRAY['HS256', 'RS256', 'ES256', 'EdDSA']) alg;
+-- a token of the retired key, signed while it was active
+UPDATE jwt_keys SET state = 'active', retired_at = NULL WHERE alg = 'PS256';
+INSERT INTO tokens SELECT 'PS256', jwt_issue('{"sub":"PS256"}', 'PS256', ttl => '1 day');
+SELECT jwt_key_retire(kid) FROM jwt_keys WHERE alg = 'PS256';
+SQL
+before=$("${PSQL[@]}" -d "$src" -c "SELECT count(*) FILTER (WHERE jwt_is_valid(token)) || '/' || count(*) FROM tokens")
+expect "tokens verify before the dump" "5/5" "$before"
+
+createdb "$dst"
+if pg_dump -d "$src" | "${PSQL[@]}" -d "$dst" >/dev/null; then ok; else bad "restore of the dump"; fi
+after=$("${PSQL[@]}" -d "$dst" -c "SELECT count(*) FILTER (WHERE jwt_is_valid(token)) || '/' || count(*) FROM tokens")
+expect "tokens verify after the restore" "5/5" "$after"
+rows=$("${PSQL[@]}" -d "$dst" -c "SELECT count(*) || ' keys, ' || count(*) FILTER (WHERE private_jwk IS NOT NULL) || ' private, ' || count(*) FILTER (WHERE state = 'retired') || ' retired' FROM jwt_keys")
+expect "key rows restored" "6 keys, 5 private, 1 retired" "$rows"
+rules=$("${PSQL[@]}" -d "$dst" -c "SELECT issuer || ' ' || audiences::text FROM jwt_issuers")
+expect "issuer rules restored" "https://idp.example {api}" "$rules"
+src_jwks=$("${PSQL[@]}" -d "$src" -c "SELECT jwt_jwks()")
+dst_jwks=$("${PSQL[@]}" -d "$dst" -c "SELECT jwt_jwks()")
+expect "jwt_jwks() unchanged by the restore" "$src_jwks" "$dst_jwks"
+new=$("${PSQL[@]}" -d "$dst" -c "SELECT jwt_is_valid(jwt_issue('{\"sub\":\"after\"}', 'ES256'))")
+expect "the restored database issues tokens" "t" "$new"
+cross=$("${PSQL[@]}" -d "$src" -c "SELECT jwt_is_valid(token) FROM tokens WHERE alg = 'RS256'")
+expect "the source still verifies too" "t" "$cross"
+
+# ---- upgrade path --------------------------------------------------------
+# the catalog entries of the extension's objects, by identity
+objects_sql="SELECT pg_describe_object(classid, objid, 0) || ' ' ||
+  coalesce((SELECT p.provolatile::text || p.proparallel::text || p.prosecdef::text || coalesce(p.proconfig::text, '') ||
+                   coalesce(p.proacl::text, '')
+            FROM pg_proc p WHERE classid = 'pg_proc'::regclass AND p.oid = objid), '') ||
+  coalesce((SELECT c.relacl::text FROM pg_class c WHERE classid = 'pg_class'::regclass AND c.oid = objid), '')
+FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'jwt') ORDER BY 1"
+createdb "$upg"
+"${PSQL[@]}" -d "$upg" -c "CREATE EXTENSION jwt VERSION '0.1'"
+v01=$("${PSQL[@]}" -d "$upg" -c "SELECT extversion FROM pg_extension WHERE extname = 'jwt'")
+expect "version 0.1 installs" "0.1" "$v01"
+"${PSQL[@]}" -d "$upg" -c "ALTER EXTENSION jwt UPDATE"
+v02=$("${PSQL[@]}" -d "$upg" -c "SELECT extversion FROM pg_extension WHERE extname = 'jwt'")
+expect "ALTER EXTENSION UPDATE reaches 0.2" "0.2" "$v02"
+upgraded=$("${PSQL[@]}" -d "$upg" -c "$objects_sql")
+fresh=$("${PSQL[@]}" -d "$src" -c "$objects_sql")
+if [ "$upgraded" = "$fresh" ] && [ -n "$fresh" ]; then ok; else
+	bad "upgraded and fresh installs differ"
+	diff <(echo "$fresh") <(echo "$upgraded") | head -n 20
+fi
+works=$("${PSQL[@]}" -d "$upg" -c "SELECT jwt_is_valid(jwt_issue('{}', (SELECT 'ES256' FROM (SELECT jwt_key_generate('ES256')) s)))")
+expect "the upgraded extension issues and verifies" "t" "$works"
+
+# ---- hostile search_path at install (SECURITY.md item 22) ----------------
+createdb jwt_hostile
+"${PSQL[@]}" -d jwt_hostile <<'SQL' >/dev/null
+CREATE TABLE trap_log (what text);
+CREATE FUNCTION public.lower(text) RETURNS text LANGUAGE sql
+  AS $$ INSERT INTO public.trap_log VALUES ('lower'); SELECT 'x' $$;
+CREATE FUNCTION public.trap_eq(text, text) RETURNS boolean LANGUAGE sql
+  AS $$ INSERT INTO public.trap_log VALUES ('='); SELECT true $$;
+CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.trap_eq);
+CREATE FUNCTION public.jsonb_build_object(text, text, text, text) RETURNS jsonb LANGUAGE sql
+  AS $$ INSERT INTO public.trap_log VALUES ('jsonb_build_object'); SELECT '{}'::jsonb $$;
+SET search_path = public, pg_catalog;
+CREATE EXTENSION jwt;
+SELECT jwt_key_generate('ES256');
+SELECT jwt_issue('{"sub":"x"}');
+SELECT jwt_jwks_import(jsonb_build_object('keys', jsonb_build_array(jwt_jwk_generate('ES256') - 'd')), 'https://i.example');
+SELECT jwt_jwks();
+SQL
+trapped=$("${PSQL[@]}" -d jwt_hostile -c "SELECT count(*) FROM trap_log")
+expect "no trap fires during install or in the key functions" "0" "$trapped"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -88,4 +88,19 @@ EXCEPTION WHEN SQLSTATE 'JW000' THEN
 END $$;
 
 \echo
+\echo '== 6. The key table: generate, issue, verify with no key, rotate, revoke'
+SELECT jwt_key_generate('ES256', 'demo-es-1') AS kid;
+SELECT jwt_issue('{"sub":"alice"}') AS token \gset
+SELECT jwt_header(:'token') AS header, jwt_verify(:'token') ->> 'sub' AS sub;
+\echo '-- rotate: a new key signs, the old one is retired and still verifies'
+SELECT jwt_key_generate('ES256', 'demo-es-2') AS kid;
+SELECT jwt_key_retire('demo-es-1');
+SELECT jwt_header(jwt_issue('{}')) ->> 'kid' AS now_signing, jwt_is_valid(:'token') AS old_token_valid;
+SELECT jsonb_array_length(jwt_jwks() -> 'keys') AS published_keys;
+\echo '-- JW009: revoking the old key rejects its tokens at once'
+SELECT jwt_key_revoke('demo-es-1');
+SELECT jwt_verify(:'token');
+DELETE FROM jwt_keys WHERE kid LIKE 'demo-%';
+
+\echo
 \echo '== End of the tour'

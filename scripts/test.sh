@@ -59,6 +59,11 @@ make -C "$REPO/test/unit" -s check-asan >"$out" 2>&1 || true
 tail -n 20 "$out"
 record_from_line unit-asan "$out"
 
+log "suite: fuzz (libFuzzer, ${FUZZ_SECONDS:-60} s)"
+make -C "$REPO/test/fuzz" -s run FUZZ_SECONDS="${FUZZ_SECONDS:-60}" >"$out" 2>&1 || true
+tail -n 2 "$out"
+record_from_line fuzz "$out"
+
 log "suite: interop (PyJWT, jwcrypto)"
 /usr/bin/python3 "$REPO/test/interop/interop.py" >"$out" 2>&1 || true
 grep -E '^FAIL' "$out" | head -n 40 || true

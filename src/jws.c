@@ -163,7 +163,11 @@ jws_key_fits(const JwsAlg *alg, const JwsKey *key)
 													OSSL_PKEY_PARAM_GROUP_NAME,
 													group, sizeof(group), &glen))
 				{
-					/* explicit curve parameters: never one of ours */
+					/*
+					 * no group name: explicit parameters of an unnamed curve
+					 * (explicit parameters equal to a named curve get its name,
+					 * and are that curve)
+					 */
 					ERR_clear_error();
 					return JWS_KEY_TYPE_MISMATCH;
 				}

@@ -49,51 +49,39 @@ if grep -qE '\.\.\. FAILED' "$out" && [ -f "$REPO/regression.diffs" ]; then
 	head -n 200 "$REPO/regression.diffs"
 fi
 
-log "suite: unit (gcc)"
-make -C "$REPO/test/unit" -s check >"$out" 2>&1 || true
-tail -n 20 "$out"
-record_from_line unit "$out"
+# suite NAME TAIL TITLE COMMAND...: run a suite whose output ends with
+# "N passed, M failed"; show its FAIL lines and last TAIL lines; count it
+suite() {
+	local name=$1 tail=$2 title=$3
+	shift 3
+	log "suite: $title"
+	"$@" >"$out" 2>&1 || true
+	grep -E '^FAIL' "$out" | head -n 40 || true
+	tail -n "$tail" "$out"
+	record_from_line "$name" "$out"
+}
 
-log "suite: unit (clang, ASan + UBSan)"
-make -C "$REPO/test/unit" -s check-asan >"$out" 2>&1 || true
-tail -n 20 "$out"
-record_from_line unit-asan "$out"
+suite unit 20 "unit (gcc)" make -C "$REPO/test/unit" -s check
+suite unit-asan 20 "unit (clang, ASan + UBSan)" make -C "$REPO/test/unit" -s check-asan
+suite fuzz 2 "fuzz (libFuzzer, ${FUZZ_SECONDS:-60} s)" \
+	make -C "$REPO/test/fuzz" -s run FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
+suite interop 1 "interop (PyJWT, jwcrypto)" /usr/bin/python3 "$REPO/test/interop/interop.py"
 
-log "suite: fuzz (libFuzzer, ${FUZZ_SECONDS:-60} s)"
-make -C "$REPO/test/fuzz" -s run FUZZ_SECONDS="${FUZZ_SECONDS:-60}" >"$out" 2>&1 || true
-tail -n 2 "$out"
-record_from_line fuzz "$out"
-
-log "suite: interop (PyJWT, jwcrypto)"
-/usr/bin/python3 "$REPO/test/interop/interop.py" >"$out" 2>&1 || true
-grep -E '^FAIL' "$out" | head -n 40 || true
-tail -n 1 "$out"
-record_from_line interop "$out"
-
-log "suite: interop (node jose)"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 	ensure_packages nodejs npm
 fi
-if npm ci --prefix "$REPO/test/interop/node" --no-audit --no-fund >"$out" 2>&1; then
-	node "$REPO/test/interop/node/interop_jose.mjs" >"$out" 2>&1 || true
-	grep -E '^FAIL' "$out" | head -n 40 || true
-	tail -n 1 "$out"
-else
-	cat "$out"
-fi
-record_from_line interop-jose "$out"
+npm ci --prefix "$REPO/test/interop/node" --no-audit --no-fund >/dev/null 2>&1 ||
+	log "npm ci failed: the jose suite will report it"
+suite interop-jose 1 "interop (node jose)" node "$REPO/test/interop/node/interop_jose.mjs"
 
-log "suite: databases (dump and restore, upgrade, hostile search_path)"
-bash "$REPO/test/databases/run.sh" >"$out" 2>&1 || true
-grep -E '^FAIL' "$out" | head -n 40 || true
-tail -n 1 "$out"
-record_from_line databases "$out"
-
-log "suite: secret hygiene"
-/usr/bin/python3 "$REPO/test/hygiene/run.py" "$CLUSTER_DIR/server.log" >"$out" 2>&1 || true
-grep -E '^FAIL' "$out" | head -n 40 || true
-tail -n 1 "$out"
-record_from_line hygiene "$out"
+suite databases 1 "databases (dump and restore, upgrade, hostile search_path)" \
+	bash "$REPO/test/databases/run.sh"
+suite mutation 3 "mutation (>= 100,000 mutated tokens through jwt_verify)" \
+	/usr/bin/python3 "$REPO/test/stress/mutation.py"
+suite memory 12 "memory (1,000,000 jwt_verify per family, RssAnon growth < 1 MB)" \
+	/usr/bin/python3 "$REPO/test/stress/memory.py"
+suite hygiene 1 "secret hygiene" \
+	/usr/bin/python3 "$REPO/test/hygiene/run.py" "$CLUSTER_DIR/server.log"
 
 # no input may crash a backend: the server log must show no process that
 # died by a signal, and no restart after a crash

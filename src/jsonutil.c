@@ -215,6 +215,52 @@ sp_scalar(void *arg, char *token, JsonTokenType tokentype)
 	JSON_ACTION_DONE;
 }
 
+/*
+ * In a database whose encoding is not UTF-8, the lexer turns a \u escape
+ * above U+007F into the server encoding, and raises an error of its own
+ * (0A000 or 22P05) when it cannot.  Refuse such escapes first, so that the
+ * caller reports them like any other undecodable text.  Backslashes occur
+ * only inside strings in valid JSON; invalid JSON fails either way.
+ */
+static bool
+escapes_fit_encoding(const char *data, size_t len)
+{
+	if (GetDatabaseEncoding() == PG_UTF8)
+		return true;
+	for (size_t i = 0; i + 1 < len; i++)
+	{
+		if (data[i] != '\\')
+			continue;
+		if (data[i + 1] == 'u')
+		{
+			unsigned int cp = 0;
+
+			if (i + 6 > len)
+				return false;
+			for (int j = 2; j < 6; j++)
+			{
+				char		c = data[i + j];
+
+				cp <<= 4;
+				if (c >= '0' && c <= '9')
+					cp |= c - '0';
+				else if (c >= 'a' && c <= 'f')
+					cp |= c - 'a' + 10;
+				else if (c >= 'A' && c <= 'F')
+					cp |= c - 'A' + 10;
+				else
+					return false;
+			}
+			if (cp > 0x7F)
+				return false;
+			i += 5;
+		}
+		else
+			i++;				/* an escaped character, maybe a backslash */
+	}
+	return true;
+}
+
 Jsonb *
 json_parse_object_strict(const char *data, size_t len, JsonStrictError *err)
 {
@@ -223,7 +269,8 @@ json_parse_object_strict(const char *data, size_t len, JsonStrictError *err)
 	JsonLexContext *lex;
 
 	if (len > (size_t) PG_INT32_MAX ||
-		!pg_verify_mbstr(PG_UTF8, data, (int) len, true))
+		!pg_verify_mbstr(PG_UTF8, data, (int) len, true) ||
+		!escapes_fit_encoding(data, len))
 	{
 		*err = JSON_STRICT_ENCODING;
 		return NULL;
@@ -278,7 +325,7 @@ json_strict_error_text(JsonStrictError err)
 		case JSON_STRICT_OK:
 			return "no error";
 		case JSON_STRICT_ENCODING:
-			return "It is not valid UTF-8 or contains a NUL byte.";
+			return "It is not valid UTF-8, contains a NUL byte, or escapes a character the database encoding cannot hold.";
 		case JSON_STRICT_TOO_DEEP:
 			return "It nests objects or arrays more than 64 levels deep.";
 		case JSON_STRICT_SYNTAX:

@@ -3,7 +3,7 @@
 PG_CONFIG ?= pg_config
 
 EXTENSION = jwt
-EXTVERSION = 0.2
+EXTVERSION = 0.3
 
 MODULE_big = jwt
 OBJS = \
@@ -14,12 +14,13 @@ OBJS = \
 	src/jwk.o \
 	src/keystore.o \
 	src/token.o \
+	src/session.o \
 	src/jwt.o
 
-DATA = jwt--0.1.sql jwt--0.1--0.2.sql
+DATA = jwt--0.1.sql jwt--0.1--0.2.sql jwt--0.2--0.3.sql
 
 # pg_regress suites, in order: fixtures first, the others use its keys
-REGRESS = init fixtures sign verify claims errors rfc_vectors rfc8725 keystore
+REGRESS = init fixtures sign verify claims errors rfc_vectors rfc8725 keystore session
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 # server headers as system headers: -Wextra then judges only our code

@@ -26,6 +26,7 @@
 #include "jws.h"
 #include "keys.h"
 #include "keystore.h"
+#include "session.h"
 #include "token.h"
 
 PG_MODULE_MAGIC;
@@ -87,6 +88,7 @@ _PG_init(void)
 							 2048, rsa_bits_options,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
+	jwt_session_init();
 	MarkGUCPrefixReserved("jwt");
 }
 
@@ -153,6 +155,23 @@ leeway_usecs(Interval *iv)
 	return total;
 }
 
+/* What verification expects when the caller says nothing: the GUCs. */
+static void
+default_params(JwtVerifyParams *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->audiences = palloc(sizeof(char *));
+	p->audience_lens = palloc(sizeof(int));
+	if (jwt_audience != NULL && jwt_audience[0] != '\0')
+	{
+		p->audiences[0] = jwt_audience;
+		p->audience_lens[0] = strlen(jwt_audience);
+		p->naudiences = 1;
+	}
+	p->leeway = (int64) jwt_leeway * USECS_PER_SEC;
+	p->now = GetCurrentStatementStartTimestamp();
+}
+
 /*
  * Arguments 2..7 of jwt_verify and jwt_is_valid: algorithms, audience,
  * issuer, leeway, require, now.
@@ -160,7 +179,7 @@ leeway_usecs(Interval *iv)
 static void
 verify_params(FunctionCallInfo fcinfo, JwtVerifyParams *p)
 {
-	memset(p, 0, sizeof(*p));
+	default_params(p);
 
 	if (!PG_ARGISNULL(2))
 	{
@@ -178,8 +197,6 @@ verify_params(FunctionCallInfo fcinfo, JwtVerifyParams *p)
 		}
 	}
 
-	p->audiences = palloc(sizeof(char *));
-	p->audience_lens = palloc(sizeof(int));
 	if (!PG_ARGISNULL(3))
 	{
 		text	   *aud = PG_GETARG_TEXT_PP(3);
@@ -188,12 +205,6 @@ verify_params(FunctionCallInfo fcinfo, JwtVerifyParams *p)
 		p->audience_lens[0] = VARSIZE_ANY_EXHDR(aud);
 		p->naudiences = 1;
 		p->audience_given = true;
-	}
-	else if (jwt_audience != NULL && jwt_audience[0] != '\0')
-	{
-		p->audiences[0] = jwt_audience;
-		p->audience_lens[0] = strlen(jwt_audience);
-		p->naudiences = 1;
 	}
 
 	if (!PG_ARGISNULL(4))
@@ -209,8 +220,6 @@ verify_params(FunctionCallInfo fcinfo, JwtVerifyParams *p)
 		p->leeway = leeway_usecs(PG_GETARG_INTERVAL_P(5));
 		p->leeway_given = true;
 	}
-	else
-		p->leeway = (int64) jwt_leeway * USECS_PER_SEC;
 
 	if (!PG_ARGISNULL(6))
 		p->require = text_array(PG_GETARG_ARRAYTYPE_P(6), &p->nrequire);
@@ -223,8 +232,6 @@ verify_params(FunctionCallInfo fcinfo, JwtVerifyParams *p)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 					 errmsg("now must be a finite timestamp")));
 	}
-	else
-		p->now = GetCurrentStatementStartTimestamp();
 }
 
 static JwtKeyArg *
@@ -402,6 +409,103 @@ jwt_decode_unverified(PG_FUNCTION_ARGS)
 		(payload = jwt_decode_payload(&parts, &f)) == NULL)
 		raise_failure(&f);
 	PG_RETURN_JSONB_P(payload);
+}
+
+/* ----------------------------------------------------------------
+ * Sessions: the identity a token gives a transaction
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * jwt_authenticate(token text [, scope text]): verify against the key
+ * table and trusted issuers, then make the claims the identity of the
+ * transaction (or, with scope 'session', of the session).  A NULL token is
+ * an anonymous request.
+ */
+PG_FUNCTION_INFO_V1(jwt_authenticate);
+Datum
+jwt_authenticate(PG_FUNCTION_ARGS)
+{
+	bool		session_scope = false;
+	Jsonb	   *claims = NULL;
+
+	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
+	{
+		char	   *scope = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+		if (strcmp(scope, "session") == 0)
+			session_scope = true;
+		else if (strcmp(scope, "transaction") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+					 errmsg("invalid scope \"%s\"", scope),
+					 errhint("Use 'transaction' or 'session'.")));
+	}
+
+	if (!PG_ARGISNULL(0))
+	{
+		text	   *token = PG_GETARG_TEXT_PP(0);
+		JwtVerifyParams params;
+		JwtFailure	f;
+
+		default_params(&params);
+		if (!jwt_store_verify(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token),
+							  &params, jwt_issuer, &claims, &f))
+			raise_failure(&f);
+	}
+
+	jwt_session_begin(claims, session_scope);
+	if (claims == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_JSONB_P(claims);
+}
+
+/* jwt_claims(): the identity's claims, or NULL */
+PG_FUNCTION_INFO_V1(jwt_claims);
+Datum
+jwt_claims(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *claims = jwt_session_claims();
+	Jsonb	   *copy;
+
+	if (claims == NULL)
+		PG_RETURN_NULL();
+	copy = palloc(VARSIZE(claims));
+	memcpy(copy, claims, VARSIZE(claims));
+	PG_RETURN_JSONB_P(copy);
+}
+
+/* jwt_claim(name text): one claim as text (like ->>), or NULL */
+PG_FUNCTION_INFO_V1(jwt_claim);
+Datum
+jwt_claim(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *claims = jwt_session_claims();
+	text	   *name = PG_GETARG_TEXT_PP(0);
+	JsonbValue	v;
+
+	if (claims == NULL ||
+		!jwt_claim_lookup(claims, VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name), &v))
+		PG_RETURN_NULL();
+
+	switch (v.type)
+	{
+		case jbvString:
+			PG_RETURN_TEXT_P(cstring_to_text_with_len(v.val.string.val,
+													  v.val.string.len));
+		case jbvNumeric:
+			PG_RETURN_TEXT_P(cstring_to_text(DatumGetCString(
+							DirectFunctionCall1(numeric_out,
+												NumericGetDatum(v.val.numeric)))));
+		case jbvBool:
+			PG_RETURN_TEXT_P(cstring_to_text(v.val.boolean ? "true" : "false"));
+		case jbvBinary:
+			PG_RETURN_TEXT_P(cstring_to_text(JsonbToCString(NULL,
+															 v.val.binary.data,
+															 v.val.binary.len)));
+		default:
+			PG_RETURN_NULL();	/* JSON null */
+	}
 }
 
 /* ----------------------------------------------------------------

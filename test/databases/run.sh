@@ -6,9 +6,10 @@
 # - dump and restore: pg_dump keeps the key and issuer tables (extension
 #   configuration tables), so every token issued before a restore still
 #   verifies after it, and the restored database goes on issuing;
-# - upgrade: CREATE EXTENSION jwt VERSION '0.1' then ALTER EXTENSION jwt
+# - upgrade: CREATE EXTENSION jwt VERSION '0.1' (and '0.2') then ALTER EXTENSION jwt
 #   UPDATE gives the same objects as a fresh CREATE EXTENSION jwt;
-# - install under a hostile search_path (SECURITY.md item 22).
+# - install, key functions and the PostgREST hook under a hostile search_path
+#   (SECURITY.md item 22).
 #
 # Ends with the line "N passed, M failed".
 
@@ -25,8 +26,9 @@ expect() { if [ "$2" = "$3" ]; then ok; else bad "$1: expected '$2', got '$3'"; 
 src=jwt_dump_src
 dst=jwt_dump_dst
 upg=jwt_upgrade
-trap 'for d in $src $dst $upg jwt_hostile; do dropdb --if-exists $d 2>/dev/null; done' EXIT
-for d in $src $dst $upg jwt_hostile; do dropdb --if-exists "$d"; done
+dbs="$src $dst ${upg}_0_1 ${upg}_0_2 jwt_hostile"
+trap 'for d in $dbs; do dropdb --if-exists $d 2>/dev/null; done' EXIT
+for d in $dbs; do dropdb --if-exists "$d"; done
 
 # ---- dump and restore ----------------------------------------------------
 createdb "$src"
@@ -74,21 +76,25 @@ objects_sql="SELECT pg_describe_object(classid, objid, 0) || ' ' ||
   coalesce((SELECT c.relacl::text FROM pg_class c WHERE classid = 'pg_class'::regclass AND c.oid = objid), '')
 FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'jwt') ORDER BY 1"
-createdb "$upg"
-"${PSQL[@]}" -d "$upg" -c "CREATE EXTENSION jwt VERSION '0.1'"
-v01=$("${PSQL[@]}" -d "$upg" -c "SELECT extversion FROM pg_extension WHERE extname = 'jwt'")
-expect "version 0.1 installs" "0.1" "$v01"
-"${PSQL[@]}" -d "$upg" -c "ALTER EXTENSION jwt UPDATE"
-v02=$("${PSQL[@]}" -d "$upg" -c "SELECT extversion FROM pg_extension WHERE extname = 'jwt'")
-expect "ALTER EXTENSION UPDATE reaches 0.2" "0.2" "$v02"
-upgraded=$("${PSQL[@]}" -d "$upg" -c "$objects_sql")
+current=$("${PSQL[@]}" -d "$src" -c "SELECT default_version FROM pg_available_extensions WHERE name = 'jwt'")
 fresh=$("${PSQL[@]}" -d "$src" -c "$objects_sql")
-if [ "$upgraded" = "$fresh" ] && [ -n "$fresh" ]; then ok; else
-	bad "upgraded and fresh installs differ"
-	diff <(echo "$fresh") <(echo "$upgraded") | head -n 20
-fi
-works=$("${PSQL[@]}" -d "$upg" -c "SELECT jwt_is_valid(jwt_issue('{}', (SELECT 'ES256' FROM (SELECT jwt_key_generate('ES256')) s)))")
-expect "the upgraded extension issues and verifies" "t" "$works"
+for old in 0.1 0.2; do
+	db="${upg}_${old//./_}"
+	createdb "$db"
+	"${PSQL[@]}" -d "$db" -c "CREATE EXTENSION jwt VERSION '$old'"
+	v=$("${PSQL[@]}" -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'jwt'")
+	expect "version $old installs" "$old" "$v"
+	"${PSQL[@]}" -d "$db" -c "ALTER EXTENSION jwt UPDATE"
+	v=$("${PSQL[@]}" -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'jwt'")
+	expect "ALTER EXTENSION UPDATE takes $old to $current" "$current" "$v"
+	upgraded=$("${PSQL[@]}" -d "$db" -c "$objects_sql")
+	if [ "$upgraded" = "$fresh" ] && [ -n "$fresh" ]; then ok; else
+		bad "install of $current and upgrade from $old differ"
+		diff <(echo "$fresh") <(echo "$upgraded") | head -n 20
+	fi
+	works=$("${PSQL[@]}" -d "$db" -c "SELECT jwt_is_valid(jwt_issue('{}', (SELECT 'ES256' FROM (SELECT jwt_key_generate('ES256')) s)))")
+	expect "upgraded from $old, the extension issues and verifies" "t" "$works"
+done
 
 # ---- hostile search_path at install (SECURITY.md item 22) ----------------
 createdb jwt_hostile
@@ -101,15 +107,27 @@ CREATE FUNCTION public.trap_eq(text, text) RETURNS boolean LANGUAGE sql
 CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.trap_eq);
 CREATE FUNCTION public.jsonb_build_object(text, text, text, text) RETURNS jsonb LANGUAGE sql
   AS $$ INSERT INTO public.trap_log VALUES ('jsonb_build_object'); SELECT '{}'::jsonb $$;
-SET search_path = public, pg_catalog;
-CREATE EXTENSION jwt;
+CREATE FUNCTION public.current_setting(text, boolean) RETURNS text LANGUAGE sql
+  AS $$ INSERT INTO public.trap_log VALUES ('current_setting'); SELECT '{}'::text $$;
+CREATE SCHEMA evil;
+CREATE FUNCTION evil.jwt_authenticate(text) RETURNS jsonb LANGUAGE sql
+  AS $$ INSERT INTO public.trap_log VALUES ('jwt_authenticate'); SELECT '{}'::jsonb $$;
+SET search_path = evil, public, pg_catalog;
+CREATE EXTENSION jwt SCHEMA public;
 SELECT jwt_key_generate('ES256');
 SELECT jwt_issue('{"sub":"x"}');
 SELECT jwt_jwks_import(jsonb_build_object('keys', jsonb_build_array(jwt_jwk_generate('ES256') - 'd')), 'https://i.example');
 SELECT jwt_jwks();
+BEGIN;
+SELECT set_config('request.headers', json_build_object('authorization', 'Bearer ' || jwt_issue('{"sub":"x"}'))::text, true);
+SELECT jwt_pre_request();
+CREATE TABLE public.hook_result AS SELECT jwt_claim('sub') AS sub;
+COMMIT;
 SQL
 trapped=$("${PSQL[@]}" -d jwt_hostile -c "SELECT count(*) FROM trap_log")
-expect "no trap fires during install or in the key functions" "0" "$trapped"
+expect "no trap fires during install, in the key functions or in the hook" "0" "$trapped"
+hooked=$("${PSQL[@]}" -d jwt_hostile -c "SELECT sub FROM hook_result")
+expect "the hook authenticated the request under the hostile search_path" "x" "$hooked"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -20,7 +20,7 @@ OBJS = \
 DATA = jwt--0.1.sql jwt--0.1--0.2.sql jwt--0.2--0.3.sql
 
 # pg_regress suites, in order: fixtures first, the others use its keys
-REGRESS = init fixtures sign verify claims errors rfc_vectors rfc8725 keystore session
+REGRESS = init fixtures sign verify claims errors rfc_vectors rfc8725 keystore session postgrest rls
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 # server headers as system headers: -Wextra then judges only our code

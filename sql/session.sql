@@ -126,8 +126,12 @@ SELECT outcome($$SELECT jwt_claim('app_metadata..role')$$) AS empty_name,
        outcome($$SELECT jwt_claim('app_metadata.')$$) AS trailing_dot,
        outcome($$SELECT jwt_claim('a."b')$$) AS open_quote;
 SELECT jwt_claim(NULL) IS NULL AS null_name;
--- jwt_claims() is a copy: changing the result changes nothing
-SELECT jwt_claims() || '{"sub": "mallory"}' ->> 'sub' AS modified_copy, jwt_claim('sub') AS sub;
+-- results are shared with later calls, and operators build new values
+SELECT jwt_claims() || '{"sub": "mallory"}' ->> 'sub' AS new_value, jwt_claim('sub') AS sub;
+-- a result stays valid when the identity changes within the statement
+SELECT jwt_claim('sub') AS first, jwt_claims() ->> 'sub' AS first_claims,
+       jwt_authenticate(:'bob') ->> 'sub' AS switched,
+       jwt_claim('sub') AS second, jwt_claims() ->> 'sub' AS second_claims;
 COMMIT;
 
 -- ----------------------------------------------------------------

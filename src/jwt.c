@@ -466,13 +466,10 @@ Datum
 jwt_claims(PG_FUNCTION_ARGS)
 {
 	Jsonb	   *claims = jwt_session_claims();
-	Jsonb	   *copy;
 
 	if (claims == NULL)
 		PG_RETURN_NULL();
-	copy = palloc(VARSIZE(claims));
-	memcpy(copy, claims, VARSIZE(claims));
-	PG_RETURN_JSONB_P(copy);
+	PG_RETURN_JSONB_P(claims);
 }
 
 /* jwt_claim(name text): one claim as text (like ->>), or NULL */
@@ -480,32 +477,12 @@ PG_FUNCTION_INFO_V1(jwt_claim);
 Datum
 jwt_claim(PG_FUNCTION_ARGS)
 {
-	Jsonb	   *claims = jwt_session_claims();
 	text	   *name = PG_GETARG_TEXT_PP(0);
-	JsonbValue	v;
+	text	   *value = jwt_session_claim(VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name));
 
-	if (claims == NULL ||
-		!jwt_claim_lookup(claims, VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name), &v))
+	if (value == NULL)
 		PG_RETURN_NULL();
-
-	switch (v.type)
-	{
-		case jbvString:
-			PG_RETURN_TEXT_P(cstring_to_text_with_len(v.val.string.val,
-													  v.val.string.len));
-		case jbvNumeric:
-			PG_RETURN_TEXT_P(cstring_to_text(DatumGetCString(
-							DirectFunctionCall1(numeric_out,
-												NumericGetDatum(v.val.numeric)))));
-		case jbvBool:
-			PG_RETURN_TEXT_P(cstring_to_text(v.val.boolean ? "true" : "false"));
-		case jbvBinary:
-			PG_RETURN_TEXT_P(cstring_to_text(JsonbToCString(NULL,
-															 v.val.binary.data,
-															 v.val.binary.len)));
-		default:
-			PG_RETURN_NULL();	/* JSON null */
-	}
+	PG_RETURN_TEXT_P(value);
 }
 
 /* ----------------------------------------------------------------

@@ -19,6 +19,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -49,11 +50,30 @@ typedef enum ClaimsSource
 	SOURCE_REQUEST				/* request.jwt.claims, text cached_text */
 } ClaimsSource;
 
+/*
+ * Results handed out point into the cache (nothing is copied per row), so a
+ * cache that is replaced mid-statement (jwt_authenticate called in the same
+ * query) is only retired, and freed at the end of the transaction.
+ */
 static MemoryContext cache_cxt = NULL;
+static MemoryContext retired_cxt = NULL;
 static ClaimsSource cached_source = SOURCE_NONE;
 static uint64 cached_version = 0;
 static char *cached_text = NULL;
 static Jsonb *cached_claims = NULL;
+
+/* jwt_claim results of the cached claims, by the name asked for */
+#define CLAIM_CACHE_SIZE	8
+
+typedef struct ClaimResult
+{
+	char	   *name;
+	int			len;
+	text	   *value;			/* NULL: absent, or JSON null */
+} ClaimResult;
+
+static ClaimResult claim_results[CLAIM_CACHE_SIZE];
+static int	nclaim_results = 0;
 
 /* ----------------------------------------------------------------
  * Claim paths: a member name, or "a.b.c" / ".a.b" / "a.\"x.y\"" into
@@ -256,16 +276,34 @@ jwt_session_init(void)
  */
 
 static void
+free_retired(XactEvent event, void *arg)
+{
+	(void) arg;
+	if ((event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		 event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		 event == XACT_EVENT_PREPARE) && retired_cxt != NULL)
+		MemoryContextReset(retired_cxt);
+}
+
+static void
 cache_claims(const char *text, ClaimsSource source)
 {
 	MemoryContext old;
 	Jsonb	   *claims;
 
-	if (cache_cxt == NULL)
-		cache_cxt = AllocSetContextCreate(TopMemoryContext, "jwt session claims",
-										  ALLOCSET_SMALL_SIZES);
+	if (retired_cxt == NULL)
+	{
+		retired_cxt = AllocSetContextCreate(TopMemoryContext,
+											"jwt session claims (retired)",
+											ALLOCSET_SMALL_SIZES);
+		RegisterXactCallback(free_retired, NULL);
+	}
 	cached_source = SOURCE_NONE;
-	MemoryContextReset(cache_cxt);
+	nclaim_results = 0;
+	if (cache_cxt != NULL)
+		MemoryContextSetParent(cache_cxt, retired_cxt);
+	cache_cxt = AllocSetContextCreate(TopMemoryContext, "jwt session claims",
+									  ALLOCSET_SMALL_SIZES);
 
 	old = MemoryContextSwitchTo(cache_cxt);
 	cached_text = pstrdup(text);
@@ -300,6 +338,62 @@ jwt_session_claims(void)
 		return cached_claims;
 	}
 	return NULL;
+}
+
+/* a claim as text, the way ->> shows it; NULL for JSON null */
+static text *
+claim_text(JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvString:
+			return cstring_to_text_with_len(v->val.string.val, v->val.string.len);
+		case jbvNumeric:
+			return cstring_to_text(DatumGetCString(DirectFunctionCall1(numeric_out,
+																	   NumericGetDatum(v->val.numeric))));
+		case jbvBool:
+			return cstring_to_text(v->val.boolean ? "true" : "false");
+		case jbvBinary:
+			return cstring_to_text(JsonbToCString(NULL, v->val.binary.data,
+												  v->val.binary.len));
+		default:
+			return NULL;
+	}
+}
+
+text *
+jwt_session_claim(const char *name, int len)
+{
+	Jsonb	   *claims = jwt_session_claims();
+	JsonbValue	v;
+	text	   *value = NULL;
+	MemoryContext old;
+
+	if (claims == NULL)
+		return NULL;
+
+	/* a policy asks for the same few names on every row */
+	for (int i = 0; i < nclaim_results; i++)
+	{
+		ClaimResult *r = &claim_results[i];
+
+		if (r->len == len && memcmp(r->name, name, len) == 0)
+			return r->value;
+	}
+
+	old = MemoryContextSwitchTo(cache_cxt);
+	if (jwt_claim_lookup(claims, name, len, &v))
+		value = claim_text(&v);
+	if (nclaim_results < CLAIM_CACHE_SIZE)
+	{
+		ClaimResult *r = &claim_results[nclaim_results++];
+
+		r->name = pnstrdup(name, len);
+		r->len = len;
+		r->value = value;
+	}
+	MemoryContextSwitchTo(old);
+	return value;
 }
 
 /* ----------------------------------------------------------------

@@ -27,10 +27,12 @@ extern void jwt_session_init(void);
 extern void jwt_session_begin(Jsonb *claims, bool session_scope);
 
 /*
- * The current identity, or NULL.  Points into a per-backend cache that is
- * replaced when the identity changes: callers copy what they return.
+ * The current identity, or NULL; and one claim of it as text (as ->> gives
+ * it), or NULL.  Both point into a per-backend cache that lives at least
+ * until the end of the transaction; callers must not modify them.
  */
 extern Jsonb *jwt_session_claims(void);
+extern text *jwt_session_claim(const char *name, int len);
 
 /*
  * One claim by name, or by path into nested objects ("app_metadata.role");

@@ -74,6 +74,7 @@ npm ci --prefix "$REPO/test/interop/node" --no-audit --no-fund >/dev/null 2>&1 |
 	log "npm ci failed: the jose suite will report it"
 suite interop-jose 1 "interop (node jose)" node "$REPO/test/interop/node/interop_jose.mjs"
 
+suite docs 1 "docs (README examples are the tested ones)" /usr/bin/python3 "$REPO/test/docs/run.py"
 suite databases 1 "databases (dump and restore, upgrade, hostile search_path)" \
 	bash "$REPO/test/databases/run.sh"
 suite mutation 3 "mutation (>= 100,000 mutated tokens through jwt_verify)" \
@@ -82,6 +83,17 @@ suite memory 12 "memory (1,000,000 jwt_verify per family, RssAnon growth < 1 MB)
 	/usr/bin/python3 "$REPO/test/stress/memory.py"
 suite hygiene 1 "secret hygiene" \
 	/usr/bin/python3 "$REPO/test/hygiene/run.py" "$CLUSTER_DIR/server.log"
+
+# the RLS benchmark, small: it must run and find the right rows in every
+# variant (its timings are printed, never judged)
+log "suite: bench/rls smoke (100,000 rows)"
+if ROWS=100000 ROUNDS=3 bash "$REPO/bench/rls/run.sh" --here >"$out" 2>&1; then
+	tail -n 8 "$out"
+	record bench-rls 1 0
+else
+	tail -n 20 "$out"
+	record bench-rls 0 1
+fi
 
 # no input may crash a backend: the server log must show no process that
 # died by a signal, and no restart after a crash

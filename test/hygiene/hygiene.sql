@@ -117,3 +117,30 @@ SELECT jwt_verify(token, audience => 'api') FROM hygiene.token WHERE name = 'iss
 SELECT jwt_key_import(private_jwk::text, kid => 'hygiene-RS256') FROM jwt_keys WHERE kid = 'hygiene-RS256';
 -- expect 22023: a private key imported with an algorithm it does not fit
 SELECT jwt_key_import(private_jwk::text, 'ES384') FROM jwt_keys WHERE kid = 'hygiene-EdDSA';
+
+-- sessions: jwt_authenticate and the PostgREST hook ------------------------
+INSERT INTO hygiene.token
+  SELECT 'issued_expired', jwt_issue('{"sub":"hygiene","iat":1000000000,"exp":1000000600}', 'RS256')
+  UNION ALL
+  SELECT 'issued_role', jwt_issue('{"sub":"hygiene","role":"hygiene_no_such_role"}', 'RS256');
+-- expect JW004: an expired token
+SELECT jwt_authenticate(token) FROM hygiene.token WHERE name = 'issued_expired';
+-- expect JW002: a changed signature
+SELECT jwt_authenticate(left(token, -6) || 'AAAAAA') FROM hygiene.token WHERE name = 'issued_RS256';
+SET jwt.role_claim = 'role';
+-- expect 42501: a role that does not exist
+SELECT jwt_authenticate(token) FROM hygiene.token WHERE name = 'issued_role';
+RESET jwt.role_claim;
+SELECT set_config('request.headers',
+                  json_build_object('authorization', 'Bearer ' || left(token, -6) || 'AAAAAA')::text,
+                  false) IS NOT NULL AS set
+FROM hygiene.token WHERE name = 'issued_HS256';
+-- expect PGRST: the hook, a tampered token in the Authorization header
+SELECT jwt_pre_request();
+SET jwt.cookie = 'access_token';
+SELECT set_config('request.headers', '{}', false) IS NOT NULL AS set,
+       set_config('request.cookies', json_build_object('access_token', token)::text, false) IS NOT NULL AS set
+FROM hygiene.token WHERE name = 'issued_expired';
+-- expect PGRST: the hook, an expired token in a cookie
+SELECT jwt_pre_request();
+RESET jwt.cookie;

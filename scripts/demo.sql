@@ -103,4 +103,33 @@ SELECT jwt_verify(:'token');
 DELETE FROM jwt_keys WHERE kid LIKE 'demo-%';
 
 \echo
+\echo '== 7. Row-level security: a verified token is the transaction''s identity'
+SELECT jwt_key_generate('ES256', 'demo-es-3') AS kid;
+CREATE ROLE demo_login NOINHERIT;
+CREATE ROLE demo_user;
+GRANT demo_user TO demo_login;
+CREATE TABLE demo_notes (owner text, body text);
+INSERT INTO demo_notes VALUES ('alice', 'alice''s note'), ('bob', 'bob''s note');
+ALTER TABLE demo_notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_notes ON demo_notes USING (owner = jwt_claim('sub'));
+GRANT SELECT ON demo_notes TO demo_user;
+SET jwt.role_claim = 'role';
+SELECT jwt_issue('{"sub":"alice","role":"demo_user"}') AS alice_token \gset
+SET SESSION AUTHORIZATION demo_login;
+BEGIN;
+SELECT jwt_authenticate(:'alice_token') ->> 'sub' AS authenticated, current_user AS now_running_as;
+SELECT * FROM demo_notes;
+\echo '-- forging PostgREST''s setting changes nothing'
+SELECT set_config('request.jwt.claims', '{"sub":"bob"}', true) IS NOT NULL AS forged, jwt_claim('sub') AS still;
+COMMIT;
+\echo '-- after COMMIT: no identity, and the policy shows the same role nothing'
+SET ROLE demo_user;
+SELECT count(*) AS visible_without_a_token FROM demo_notes;
+RESET SESSION AUTHORIZATION;
+RESET jwt.role_claim;
+DROP TABLE demo_notes;
+DROP ROLE demo_login, demo_user;
+DELETE FROM jwt_keys WHERE kid LIKE 'demo-%';
+
+\echo
 \echo '== End of the tour'

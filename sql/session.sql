@@ -135,6 +135,31 @@ SELECT jwt_claim('sub') AS first, jwt_claims() ->> 'sub' AS first_claims,
 COMMIT;
 
 -- ----------------------------------------------------------------
+-- memory: the claims are replaced, not piled up, when the identity changes;
+-- jwt_claim's answers (handed out without copying) go at the transaction end
+-- ----------------------------------------------------------------
+BEGIN;
+DO $$
+DECLARE
+  who text;
+BEGIN
+  FOR i IN 1..2000 LOOP
+    who := (ARRAY['alice', 'bob'])[i % 2 + 1];
+    PERFORM jwt_authenticate(current_setting('my.' || who));
+    IF jwt_claim('sub') IS DISTINCT FROM who THEN
+      RAISE EXCEPTION 'wrong identity at %', i;
+    END IF;
+    -- more names than jwt_claim keeps answers for
+    PERFORM jwt_claim('n' || j) FROM generate_series(1, 12) j;
+  END LOOP;
+END $$;
+SELECT name, total_bytes < 16384 AS small, total_bytes > 65536 AS grew
+FROM pg_backend_memory_contexts WHERE name LIKE 'jwt session%' ORDER BY name;
+COMMIT;
+SELECT name, total_bytes < 16384 AS small
+FROM pg_backend_memory_contexts WHERE name LIKE 'jwt session%' ORDER BY name;
+
+-- ----------------------------------------------------------------
 -- forgery: the settings a SQL user can write do not change the identity
 -- ----------------------------------------------------------------
 CREATE ROLE jwt_authenticator NOINHERIT;

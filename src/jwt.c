@@ -466,13 +466,19 @@ Datum
 jwt_claims(PG_FUNCTION_ARGS)
 {
 	Jsonb	   *claims = jwt_session_claims();
+	Jsonb	   *copy;
 
 	if (claims == NULL)
 		PG_RETURN_NULL();
-	PG_RETURN_JSONB_P(claims);
+	copy = palloc(VARSIZE(claims));
+	memcpy(copy, claims, VARSIZE(claims));
+	PG_RETURN_JSONB_P(copy);
 }
 
-/* jwt_claim(name text): one claim as text (like ->>), or NULL */
+/*
+ * jwt_claim(name text): one claim as text (like ->>), or NULL.  Not copied:
+ * it runs once per row in policies, and the answer outlives the statement.
+ */
 PG_FUNCTION_INFO_V1(jwt_claim);
 Datum
 jwt_claim(PG_FUNCTION_ARGS)

@@ -51,12 +51,17 @@ typedef enum ClaimsSource
 } ClaimsSource;
 
 /*
- * Results handed out point into the cache (nothing is copied per row), so a
- * cache that is replaced mid-statement (jwt_authenticate called in the same
- * query) is only retired, and freed at the end of the transaction.
+ * cache_cxt holds the parsed claims, replaced whenever they change.
+ * jwt_claim's answers live apart, in answers_cxt, and are handed out without
+ * a copy (a copy per row costs a policy a third of its speed).  An answer
+ * must stay valid while the statement that got it runs, even if the
+ * identity changes under it (jwt_authenticate in the same query), so
+ * answers_cxt is only emptied at the end of the transaction.  It grows by
+ * one small text per claim name read per identity change: a few bytes in a
+ * request, and bounded by the transaction in a batch.
  */
 static MemoryContext cache_cxt = NULL;
-static MemoryContext retired_cxt = NULL;
+static MemoryContext answers_cxt = NULL;
 static ClaimsSource cached_source = SOURCE_NONE;
 static uint64 cached_version = 0;
 static char *cached_text = NULL;
@@ -276,13 +281,16 @@ jwt_session_init(void)
  */
 
 static void
-free_retired(XactEvent event, void *arg)
+free_answers(XactEvent event, void *arg)
 {
 	(void) arg;
-	if ((event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		 event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
-		 event == XACT_EVENT_PREPARE) && retired_cxt != NULL)
-		MemoryContextReset(retired_cxt);
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+	{
+		nclaim_results = 0;
+		MemoryContextReset(answers_cxt);
+	}
 }
 
 static void
@@ -291,19 +299,17 @@ cache_claims(const char *text, ClaimsSource source)
 	MemoryContext old;
 	Jsonb	   *claims;
 
-	if (retired_cxt == NULL)
+	if (cache_cxt == NULL)
 	{
-		retired_cxt = AllocSetContextCreate(TopMemoryContext,
-											"jwt session claims (retired)",
+		cache_cxt = AllocSetContextCreate(TopMemoryContext, "jwt session claims",
+										  ALLOCSET_SMALL_SIZES);
+		answers_cxt = AllocSetContextCreate(TopMemoryContext, "jwt session answers",
 											ALLOCSET_SMALL_SIZES);
-		RegisterXactCallback(free_retired, NULL);
+		RegisterXactCallback(free_answers, NULL);
 	}
 	cached_source = SOURCE_NONE;
-	nclaim_results = 0;
-	if (cache_cxt != NULL)
-		MemoryContextSetParent(cache_cxt, retired_cxt);
-	cache_cxt = AllocSetContextCreate(TopMemoryContext, "jwt session claims",
-									  ALLOCSET_SMALL_SIZES);
+	nclaim_results = 0;			/* the answers stay, for whoever holds them */
+	MemoryContextReset(cache_cxt);
 
 	old = MemoryContextSwitchTo(cache_cxt);
 	cached_text = pstrdup(text);
@@ -368,6 +374,7 @@ jwt_session_claim(const char *name, int len)
 	JsonbValue	v;
 	text	   *value = NULL;
 	MemoryContext old;
+	ClaimResult *r;
 
 	if (claims == NULL)
 		return NULL;
@@ -375,23 +382,27 @@ jwt_session_claim(const char *name, int len)
 	/* a policy asks for the same few names on every row */
 	for (int i = 0; i < nclaim_results; i++)
 	{
-		ClaimResult *r = &claim_results[i];
+		ClaimResult *c = &claim_results[i];
 
-		if (r->len == len && memcmp(r->name, name, len) == 0)
-			return r->value;
+		if (c->len == len && memcmp(c->name, name, len) == 0)
+			return c->value;
 	}
 
-	old = MemoryContextSwitchTo(cache_cxt);
+	if (nclaim_results == CLAIM_CACHE_SIZE)
+	{
+		/* more names than the cache holds: an answer of the caller's own */
+		if (jwt_claim_lookup(claims, name, len, &v))
+			value = claim_text(&v);
+		return value;
+	}
+
+	old = MemoryContextSwitchTo(answers_cxt);
 	if (jwt_claim_lookup(claims, name, len, &v))
 		value = claim_text(&v);
-	if (nclaim_results < CLAIM_CACHE_SIZE)
-	{
-		ClaimResult *r = &claim_results[nclaim_results++];
-
-		r->name = pnstrdup(name, len);
-		r->len = len;
-		r->value = value;
-	}
+	r = &claim_results[nclaim_results++];
+	r->name = pnstrdup(name, len);
+	r->len = len;
+	r->value = value;
 	MemoryContextSwitchTo(old);
 	return value;
 }

@@ -27,9 +27,10 @@ extern void jwt_session_init(void);
 extern void jwt_session_begin(Jsonb *claims, bool session_scope);
 
 /*
- * The current identity, or NULL; and one claim of it as text (as ->> gives
- * it), or NULL.  Both point into a per-backend cache that lives at least
- * until the end of the transaction; callers must not modify them.
+ * The current identity, or NULL: it points into a cache that the next
+ * change of identity frees, so callers copy it.  And one claim of it as text
+ * (as ->> gives it), or NULL: valid until the end of the transaction, and
+ * not to be modified.
  */
 extern Jsonb *jwt_session_claims(void);
 extern text *jwt_session_claim(const char *name, int len);

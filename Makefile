@@ -3,7 +3,7 @@
 PG_CONFIG ?= pg_config
 
 EXTENSION = jwt
-EXTVERSION = 0.3
+EXTVERSION = 0.4
 
 MODULE_big = jwt
 OBJS = \
@@ -15,12 +15,13 @@ OBJS = \
 	src/keystore.o \
 	src/token.o \
 	src/session.o \
+	src/revocation.o \
 	src/jwt.o
 
-DATA = jwt--0.1.sql jwt--0.1--0.2.sql jwt--0.2--0.3.sql
+DATA = jwt--0.1.sql jwt--0.1--0.2.sql jwt--0.2--0.3.sql jwt--0.3--0.4.sql
 
 # pg_regress suites, in order: fixtures first, the others use its keys
-REGRESS = init fixtures sign verify claims errors rfc_vectors rfc8725 keystore session postgrest rls
+REGRESS = init fixtures sign verify claims errors rfc_vectors rfc8725 keystore session postgrest rls refresh
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 # server headers as system headers: -Wextra then judges only our code

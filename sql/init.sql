@@ -53,6 +53,17 @@ EXCEPTION WHEN OTHERS THEN
   RETURN SQLSTATE || ' ' || SQLERRM;
 END $$;
 
+-- whether a query ran in parallel workers, and the rows it returned
+CREATE FUNCTION parallel_run(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  plan json;
+BEGIN
+  EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, FORMAT JSON) ' || q INTO plan;
+  RETURN format('workers launched: %s, rows: %s',
+                (plan -> 0 -> 'Plan' ->> 'Workers Launched')::int > 0,
+                plan -> 0 -> 'Plan' ->> 'Actual Rows');
+END $$;
+
 -- the extension is loaded by pg_regress (--load-extension=jwt)
 SELECT extname, extversion FROM pg_extension WHERE extname = 'jwt';
 

@@ -320,15 +320,6 @@ SET client_min_messages = warning;
 CREATE TABLE par AS SELECT g AS id, CASE WHEN g % 3 = 0 THEN 'alice' ELSE 'bob' END AS owner
 FROM generate_series(1, 30000) g;
 ANALYZE par;
-CREATE FUNCTION parallel_run(q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  plan json;
-BEGIN
-  EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, FORMAT JSON) ' || q INTO plan;
-  RETURN format('workers launched: %s, rows: %s',
-                (plan -> 0 -> 'Plan' ->> 'Workers Launched')::int > 0,
-                plan -> 0 -> 'Plan' ->> 'Actual Rows');
-END $$;
 BEGIN;
 SET LOCAL parallel_setup_cost = 0;
 SET LOCAL parallel_tuple_cost = 0;
@@ -340,7 +331,6 @@ EXPLAIN (COSTS OFF) SELECT * FROM par WHERE owner = jwt_claim('sub');
 SELECT parallel_run($$SELECT * FROM par WHERE owner = jwt_claim('sub')$$);
 SELECT count(*) FROM par WHERE owner = jwt_claim('sub');
 COMMIT;
-DROP FUNCTION parallel_run(text);
 DROP TABLE par;
 
 DROP TABLE toks;

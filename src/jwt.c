@@ -19,6 +19,7 @@
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
+#include "utils/uuid.h"
 
 #include "compat.h"
 #include "errcodes.h"
@@ -26,6 +27,7 @@
 #include "jws.h"
 #include "keys.h"
 #include "keystore.h"
+#include "revocation.h"
 #include "session.h"
 #include "token.h"
 
@@ -39,6 +41,9 @@ static char *jwt_audience = NULL;
 static char *jwt_issuer = NULL;
 static int	jwt_rsa_bits = 2048;
 static int	jwt_default_ttl = 3600;	/* seconds */
+static int	jwt_access_ttl = 15 * 60;	/* seconds */
+static int	jwt_refresh_ttl = 30 * SECS_PER_DAY;	/* seconds */
+static int	jwt_refresh_grace = 0;	/* seconds */
 
 static const struct config_enum_entry rsa_bits_options[] = {
 	{"2048", 2048, false},
@@ -88,6 +93,28 @@ _PG_init(void)
 							 2048, rsa_bits_options,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
+	/* read by jwt_issue_pair and jwt_refresh (SQL) */
+	DefineCustomIntVariable("jwt.access_ttl",
+							"Lifetime of access tokens from jwt_issue_pair and jwt_refresh.",
+							NULL,
+							&jwt_access_ttl,
+							15 * 60, 1, MAX_LEEWAY_SECS,
+							PGC_USERSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("jwt.refresh_ttl",
+							"Lifetime of refresh tokens from jwt_issue_pair and jwt_refresh.",
+							NULL,
+							&jwt_refresh_ttl,
+							30 * SECS_PER_DAY, 1, MAX_LEEWAY_SECS,
+							PGC_USERSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("jwt.refresh_grace",
+							"How long a rotated refresh token may be presented again without revoking its family.",
+							"For clients that retry after losing the response; 0 means never.",
+							&jwt_refresh_grace,
+							0, 0, 3600,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
 	jwt_session_init();
 	MarkGUCPrefixReserved("jwt");
 }
@@ -275,13 +302,31 @@ verify_common(FunctionCallInfo fcinfo, bool key_is_bytea, Jsonb **claims,
 
 	verify_params(fcinfo, &params);
 	if (PG_ARGISNULL(1))
-		return jwt_store_verify(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token),
-								&params, jwt_issuer, claims, f);
-	key = key_arg(fcinfo, 1, key_is_bytea);
-	ok = jwt_verify_token(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token),
-						  key, &params, claims, f);
-	jwt_key_arg_release(key);
-	return ok;
+		ok = jwt_store_verify(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token),
+							  &params, jwt_issuer, claims, f);
+	else
+	{
+		key = key_arg(fcinfo, 1, key_is_bytea);
+		ok = jwt_verify_token(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token),
+							  key, &params, claims, f);
+		jwt_key_arg_release(key);
+	}
+	/* revocation is checked after everything else, for any key */
+	return ok && jwt_revocation_check(*claims, f);
+}
+
+/* verify with the key table as configured by params, or raise */
+static Jsonb *
+store_verify_or_raise(text *token, JwtVerifyParams *params, bool revocation)
+{
+	JwtFailure	f;
+	Jsonb	   *claims = NULL;
+
+	if (!jwt_store_verify(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token),
+						  params, jwt_issuer, &claims, &f) ||
+		(revocation && !jwt_revocation_check(claims, &f)))
+		raise_failure(&f);
+	return claims;
 }
 
 /* ----------------------------------------------------------------
@@ -444,14 +489,10 @@ jwt_authenticate(PG_FUNCTION_ARGS)
 
 	if (!PG_ARGISNULL(0))
 	{
-		text	   *token = PG_GETARG_TEXT_PP(0);
 		JwtVerifyParams params;
-		JwtFailure	f;
 
 		default_params(&params);
-		if (!jwt_store_verify(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token),
-							  &params, jwt_issuer, &claims, &f))
-			raise_failure(&f);
+		claims = store_verify_or_raise(PG_GETARG_TEXT_PP(0), &params, true);
 	}
 
 	jwt_session_begin(claims, session_scope);
@@ -489,6 +530,50 @@ jwt_claim(PG_FUNCTION_ARGS)
 	if (value == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(value);
+}
+
+/* ----------------------------------------------------------------
+ * Refresh tokens and revocation: building blocks of the SQL functions
+ * ----------------------------------------------------------------
+ */
+
+/* _jwt_verify_refresh(token text): a refresh token's claims, or JW0xx */
+PG_FUNCTION_INFO_V1(jwt_verify_refresh);
+Datum
+jwt_verify_refresh(PG_FUNCTION_ARGS)
+{
+	JwtVerifyParams params;
+
+	default_params(&params);
+	params.token_type = JWT_TOKEN_REFRESH;
+	PG_RETURN_JSONB_P(store_verify_or_raise(PG_GETARG_TEXT_PP(0), &params, true));
+}
+
+/*
+ * _jwt_verify_signature(token text): the claims of a token signed by a key
+ * of the table, of any type, whatever its times say; for jwt_revoke.
+ */
+PG_FUNCTION_INFO_V1(jwt_verify_signature);
+Datum
+jwt_verify_signature(PG_FUNCTION_ARGS)
+{
+	JwtVerifyParams params;
+
+	default_params(&params);
+	params.token_type = JWT_TOKEN_ANY;
+	params.signature_only = true;
+	PG_RETURN_JSONB_P(store_verify_or_raise(PG_GETARG_TEXT_PP(0), &params, false));
+}
+
+/* _jwt_family_revoke(family uuid, reason text): in a transaction of its own */
+PG_FUNCTION_INFO_V1(jwt_family_revoke_sql);
+Datum
+jwt_family_revoke_sql(PG_FUNCTION_ARGS)
+{
+	pg_uuid_t  *family = PG_GETARG_UUID_P(0);
+	char	   *reason = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	PG_RETURN_BOOL(jwt_family_revoke(family, reason));
 }
 
 /* ----------------------------------------------------------------

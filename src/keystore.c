@@ -87,6 +87,7 @@ typedef struct StoreIssuer
 
 static MemoryContext store_cxt = NULL;
 static bool store_valid = false;
+static bool store_from_query_snapshot = false;	/* loaded in a parallel query */
 static bool callback_registered = false;
 static Oid	keys_relid = InvalidOid;
 static Oid	issuers_relid = InvalidOid;
@@ -221,7 +222,7 @@ load_keys(const char *nsp)
 	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
 
 	if (plan == NULL ||
-		SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
+		SPI_execute_snapshot(plan, NULL, NULL, jwt_read_snapshot(), InvalidSnapshot,
 							 true, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the key table: %s", SPI_result_code_string(SPI_result));
 
@@ -272,7 +273,7 @@ load_issuers(const char *nsp)
 	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
 
 	if (plan == NULL ||
-		SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
+		SPI_execute_snapshot(plan, NULL, NULL, jwt_read_snapshot(), InvalidSnapshot,
 							 true, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the issuer table: %s", SPI_result_code_string(SPI_result));
 
@@ -324,9 +325,23 @@ load_issuers(const char *nsp)
 	MemoryContextSwitchTo(oldcxt);
 }
 
+/*
+ * The snapshot the tables are read with: the newest committed state, so
+ * that a change counts from the next call on.  A parallel query cannot take
+ * a new snapshot; there the query's own serves (leader and workers agree),
+ * and what is learnt from it is kept for that query only.
+ */
+Snapshot
+jwt_read_snapshot(void)
+{
+	if (IsInParallelMode() && ActiveSnapshotSet())
+		return GetActiveSnapshot();
+	return GetLatestSnapshot();
+}
+
 /* pg_extension.extnamespace (get_extension_schema is static before PG 16) */
-static Oid
-extension_schema(Oid extoid)
+Oid
+jwt_extension_schema(Oid extoid)
 {
 	Relation	rel;
 	ScanKeyData key;
@@ -374,7 +389,8 @@ store_load(void)
 	Oid			save_userid;
 	int			save_sec;
 
-	if (store_valid)
+	/* a cache read with a parallel query's snapshot serves that query only */
+	if (store_valid && !(store_from_query_snapshot && !IsInParallelMode()))
 		return;
 
 	if (!callback_registered)
@@ -394,7 +410,7 @@ store_load(void)
 	MemoryContextRegisterResetCallback(store_cxt, &wipe_callback);
 
 	extoid = get_extension_oid("jwt", false);
-	nspoid = extension_schema(extoid);
+	nspoid = jwt_extension_schema(extoid);
 	keys_relid = get_relname_relid("jwt_keys", nspoid);
 	issuers_relid = get_relname_relid("jwt_issuers", nspoid);
 	if (!OidIsValid(keys_relid) || !OidIsValid(issuers_relid))
@@ -409,6 +425,7 @@ store_load(void)
 	 * the tables' locks accepts them) makes the next call read again.
 	 */
 	store_valid = true;
+	store_from_query_snapshot = IsInParallelMode();
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(rel_owner(keys_relid),

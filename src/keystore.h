@@ -16,6 +16,7 @@
 
 #include "postgres.h"
 #include "utils/jsonb.h"
+#include "utils/snapshot.h"
 
 #include "token.h"
 
@@ -27,6 +28,12 @@
 extern bool jwt_store_verify(const char *token, size_t len,
 							 JwtVerifyParams *params, const char *own_issuer,
 							 Jsonb **claims, JwtFailure *f);
+
+/* The snapshot to read the extension's tables with (see keystore.c). */
+extern Snapshot jwt_read_snapshot(void);
+
+/* The schema extension extoid lives in (pg_extension.extnamespace). */
+extern Oid	jwt_extension_schema(Oid extoid);
 
 /* Called by the tables' trigger: every backend drops its cache at commit. */
 extern void jwt_store_changed(Oid relid);

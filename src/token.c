@@ -168,6 +168,41 @@ check_header(Jsonb *header, const JwsAlg **alg, JsonbValue **kid, JwtFailure *f)
 	return true;
 }
 
+/*
+ * A refresh token is never accepted where an access token is expected, nor
+ * the other way round.  "typ" is compared as RFC 7515 §4.1.9 says: without
+ * regard to case, with or without the "application/" prefix.
+ */
+static bool
+check_token_type(Jsonb *header, JwtTokenType want, JwtFailure *f)
+{
+	JsonbValue *typ = jsonb_member(&header->root, "typ");
+	bool		refresh = false;
+
+	if (want == JWT_TOKEN_ANY)
+		return true;
+	if (typ != NULL && typ->type == jbvString)
+	{
+		const char *s = typ->val.string.val;
+		int			len = typ->val.string.len;
+
+		if (len > 12 && pg_strncasecmp(s, "application/", 12) == 0)
+		{
+			s += 12;
+			len -= 12;
+		}
+		refresh = len == strlen(JWT_REFRESH_TYP) &&
+			pg_strncasecmp(s, JWT_REFRESH_TYP, len) == 0;
+	}
+	if (refresh && want == JWT_TOKEN_ACCESS)
+		return fail(f, ERRCODE_JWT_DECODE, "refresh tokens are not accepted here",
+					"A refresh token (\"typ\": \"refresh+jwt\") is only accepted by jwt_refresh.");
+	if (!refresh && want == JWT_TOKEN_REFRESH)
+		return fail(f, ERRCODE_JWT_DECODE, "not a refresh token",
+					"jwt_refresh accepts only refresh tokens from jwt_issue_pair or jwt_refresh.");
+	return true;
+}
+
 /* ----------------------------------------------------------------
  * Claims
  * ----------------------------------------------------------------
@@ -190,8 +225,8 @@ const_numeric(int64 v, Numeric *slot)
  * A NumericDate (RFC 7519 §2): a JSON number of seconds since 1970, fractions
  * allowed, within [0, 253402300799].  Converted to a PostgreSQL timestamp.
  */
-static bool
-numeric_date(JsonbValue *v, TimestampTz *ts)
+bool
+jwt_numeric_date(JsonbValue *v, TimestampTz *ts)
 {
 	static Numeric zero,
 				max,
@@ -289,7 +324,7 @@ read_date_claims(Jsonb *claims, TimestampTz *dates, bool *present)
 		JsonbValue *v = jsonb_member(&claims->root, date_claims[i]);
 
 		present[i] = v != NULL;
-		if (v != NULL && !numeric_date(v, &dates[i]))
+		if (v != NULL && !jwt_numeric_date(v, &dates[i]))
 			return i;
 	}
 	return -1;
@@ -465,7 +500,7 @@ jwt_token_open(const char *token, size_t len, const JwtVerifyParams *params,
 		return fail(f, ERRCODE_JWT_ALGORITHM, "token algorithm is not allowed",
 					psprintf("The token is signed with %s, which is not in the list of allowed algorithms.",
 							 t->alg->name));
-	return true;
+	return check_token_type(t->header, params->token_type, f);
 }
 
 bool
@@ -476,6 +511,8 @@ jwt_token_check(const JwtOpened *t, JwtKey **keys, int nkeys,
 		return false;
 	if (*claims == NULL && (*claims = jwt_decode_payload(&t->parts, f)) == NULL)
 		return false;
+	if (params->signature_only)
+		return true;
 	return check_claims(*claims, params, f);
 }
 

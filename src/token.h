@@ -29,8 +29,21 @@ typedef struct JwtFailure
 	const char *detail;			/* NULL or a full sentence, never token text */
 } JwtFailure;
 
+/* What kind of token a verification expects (RFC 8725 §3.11, explicit typing) */
+typedef enum JwtTokenType
+{
+	JWT_TOKEN_ACCESS = 0,		/* anything but a refresh token */
+	JWT_TOKEN_REFRESH,			/* header "typ": "refresh+jwt", ours */
+	JWT_TOKEN_ANY
+} JwtTokenType;
+
+/* The "typ" of the refresh tokens jwt_issue_pair and jwt_refresh make */
+#define JWT_REFRESH_TYP		"refresh+jwt"
+
 typedef struct JwtVerifyParams
 {
+	JwtTokenType token_type;
+	bool		signature_only; /* only decode the claims, check none */
 	bool		restrict_algs;	/* false: whatever the key allows */
 	const JwsAlg *allowed[16];
 	int			nallowed;
@@ -90,6 +103,9 @@ extern bool jwt_token_check(const JwtOpened *t, JwtKey **keys, int nkeys,
 							JwtFailure *f);
 extern bool jwt_fail(JwtFailure *f, int code, const char *message,
 					 const char *detail);
+
+/* A NumericDate claim as a timestamp; false when it is not one. */
+extern bool jwt_numeric_date(JsonbValue *v, TimestampTz *ts);
 
 /* Most keys one token is tried against when it names no kid. */
 #define JWT_MAX_CANDIDATES	8

@@ -26,7 +26,7 @@ expect() { if [ "$2" = "$3" ]; then ok; else bad "$1: expected '$2', got '$3'"; 
 src=jwt_dump_src
 dst=jwt_dump_dst
 upg=jwt_upgrade
-dbs="$src $dst ${upg}_0_1 ${upg}_0_2 jwt_hostile"
+dbs="$src $dst ${upg}_0_1 ${upg}_0_2 ${upg}_0_3 jwt_hostile"
 trap 'for d in $dbs; do dropdb --if-exists $d 2>/dev/null; done' EXIT
 for d in $dbs; do dropdb --if-exists "$d"; done
 
@@ -47,14 +47,24 @@ INSERT INTO tokens
 UPDATE jwt_keys SET state = 'active', retired_at = NULL WHERE alg = 'PS256';
 INSERT INTO tokens SELECT 'PS256', jwt_issue('{"sub":"PS256"}', 'PS256', ttl => '1 day');
 SELECT jwt_key_retire(kid) FROM jwt_keys WHERE alg = 'PS256';
+-- revocations, and a refresh token family, must come back too
+INSERT INTO tokens SELECT 'revoked', jwt_issue('{"sub":"revoked"}', 'ES256');
+SELECT jwt_revoke(token, 'test') FROM tokens WHERE alg = 'revoked';
+INSERT INTO tokens SELECT 'logged-out', jwt_issue('{"sub":"logged-out"}', 'ES256');
+SELECT jwt_revoke_subject('logged-out', now() + interval '1 minute');
+INSERT INTO tokens SELECT 'refresh', refresh_token FROM jwt_issue_pair('{"sub":"refresher"}');
 SQL
-before=$("${PSQL[@]}" -d "$src" -c "SELECT count(*) FILTER (WHERE jwt_is_valid(token)) || '/' || count(*) FROM tokens")
+before=$("${PSQL[@]}" -d "$src" -c "SELECT count(*) FILTER (WHERE jwt_is_valid(token)) || '/' || count(*) FROM tokens WHERE alg NOT IN ('revoked', 'logged-out', 'refresh')")
 expect "tokens verify before the dump" "5/5" "$before"
 
 createdb "$dst"
 if pg_dump -d "$src" | "${PSQL[@]}" -d "$dst" >/dev/null; then ok; else bad "restore of the dump"; fi
-after=$("${PSQL[@]}" -d "$dst" -c "SELECT count(*) FILTER (WHERE jwt_is_valid(token)) || '/' || count(*) FROM tokens")
+after=$("${PSQL[@]}" -d "$dst" -c "SELECT count(*) FILTER (WHERE jwt_is_valid(token)) || '/' || count(*) FROM tokens WHERE alg NOT IN ('revoked', 'logged-out', 'refresh')")
 expect "tokens verify after the restore" "5/5" "$after"
+revoked=$("${PSQL[@]}" -d "$dst" -c "SELECT string_agg(alg || '=' || jwt_is_valid(token), ' ' ORDER BY alg) FROM tokens WHERE alg IN ('revoked', 'logged-out')")
+expect "revoked tokens stay revoked after the restore" "logged-out=false revoked=false" "$revoked"
+refreshed=$("${PSQL[@]}" -d "$dst" -c "SELECT jwt_verify(access_token) ->> 'sub' FROM tokens, jwt_refresh(token) WHERE alg = 'refresh'")
+expect "a refresh token issued before the dump refreshes after the restore" "refresher" "$refreshed"
 rows=$("${PSQL[@]}" -d "$dst" -c "SELECT count(*) || ' keys, ' || count(*) FILTER (WHERE private_jwk IS NOT NULL) || ' private, ' || count(*) FILTER (WHERE state = 'retired') || ' retired' FROM jwt_keys")
 expect "key rows restored" "6 keys, 5 private, 1 retired" "$rows"
 rules=$("${PSQL[@]}" -d "$dst" -c "SELECT issuer || ' ' || audiences::text FROM jwt_issuers")
@@ -78,7 +88,7 @@ FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'jwt') ORDER BY 1"
 current=$("${PSQL[@]}" -d "$src" -c "SELECT default_version FROM pg_available_extensions WHERE name = 'jwt'")
 fresh=$("${PSQL[@]}" -d "$src" -c "$objects_sql")
-for old in 0.1 0.2; do
+for old in 0.1 0.2 0.3; do
 	db="${upg}_${old//./_}"
 	createdb "$db"
 	"${PSQL[@]}" -d "$db" -c "CREATE EXTENSION jwt VERSION '$old'"

@@ -1,0 +1,406 @@
+/* jwt--0.3--0.4.sql: refresh tokens, revocation */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION jwt UPDATE TO '0.4'" to load this file. \quit
+
+-- Every name below is schema-qualified with @extschema@ or pg_catalog, so
+-- neither this script nor the SECURITY DEFINER functions can be redirected
+-- by a hostile search_path.
+
+-- ----------------------------------------------------------------
+-- Tables
+-- ----------------------------------------------------------------
+
+-- One family per login: the refresh tokens that descend from one
+-- jwt_issue_pair, and the claims their access tokens carry.  Reusing a
+-- rotated refresh token revokes the family.
+CREATE TABLE @extschema@.jwt_token_families (
+  family         uuid PRIMARY KEY,
+  sub            text COLLATE "C",
+  claims         jsonb NOT NULL,
+  access_ttl     interval NOT NULL,
+  refresh_ttl    interval NOT NULL,
+  created_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+  expires_at     timestamptz NOT NULL,
+  revoked_at     timestamptz,
+  revoked_reason text
+);
+CREATE INDEX jwt_token_families_sub ON @extschema@.jwt_token_families (sub);
+
+COMMENT ON TABLE @extschema@.jwt_token_families IS
+'refresh token families: one per jwt_issue_pair; the claims of its access tokens';
+
+CREATE TABLE @extschema@.jwt_refresh_tokens (
+  jti         text COLLATE "C" PRIMARY KEY,
+  family      uuid NOT NULL REFERENCES @extschema@.jwt_token_families ON DELETE CASCADE,
+  issued_at   timestamptz NOT NULL,
+  expires_at  timestamptz NOT NULL,
+  used_at     timestamptz,
+  replaced_by text COLLATE "C"
+);
+CREATE INDEX jwt_refresh_tokens_family ON @extschema@.jwt_refresh_tokens (family);
+
+COMMENT ON TABLE @extschema@.jwt_refresh_tokens IS
+'refresh tokens by jti: used_at is set when jwt_refresh rotates one';
+
+-- Verification looks a token's jti up here by primary key.
+CREATE TABLE @extschema@.jwt_revoked (
+  jti        text COLLATE "C" PRIMARY KEY,
+  reason     text,
+  revoked_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  expires_at timestamptz
+);
+
+COMMENT ON TABLE @extschema@.jwt_revoked IS
+'revoked token ids: verification fails with JW010; expires_at (the token''s exp) lets jwt_purge_expired drop the row';
+
+-- ... and its sub here: tokens issued (iat) before "before" are revoked.
+CREATE TABLE @extschema@.jwt_revoked_subjects (
+  sub        text COLLATE "C" PRIMARY KEY,
+  before     timestamptz NOT NULL,
+  reason     text,
+  revoked_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+COMMENT ON TABLE @extschema@.jwt_revoked_subjects IS
+'logout everywhere: tokens of the subject issued before "before" fail with JW010';
+
+REVOKE ALL ON @extschema@.jwt_token_families, @extschema@.jwt_refresh_tokens,
+  @extschema@.jwt_revoked, @extschema@.jwt_revoked_subjects FROM PUBLIC;
+
+-- pg_dump keeps the rows: a restore must not bring revoked tokens back
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.jwt_token_families', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.jwt_refresh_tokens', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.jwt_revoked', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.jwt_revoked_subjects', '');
+
+-- Backends remember that a revocation table is empty (then verification
+-- skips it) until it changes: the same relcache invalidation as the keys.
+CREATE TRIGGER jwt_revoked_changed
+  AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.jwt_revoked
+  FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.jwt_keys_changed();
+CREATE TRIGGER jwt_revoked_subjects_changed
+  AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.jwt_revoked_subjects
+  FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.jwt_keys_changed();
+
+-- ----------------------------------------------------------------
+-- Building blocks (C)
+-- ----------------------------------------------------------------
+
+-- Verify a refresh token ("typ": "refresh+jwt") against the key table,
+-- including revocation; raises JW0xx.
+CREATE FUNCTION @extschema@._jwt_verify_refresh(token text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'jwt_verify_refresh'
+LANGUAGE C STABLE STRICT;
+
+-- The claims of a token signed by a key in the table, whatever its times
+-- and revocation say: what jwt_revoke needs.
+CREATE FUNCTION @extschema@._jwt_verify_signature(token text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'jwt_verify_signature'
+LANGUAGE C STABLE STRICT;
+
+-- Mark a family revoked in a transaction of its own (a background worker),
+-- so that the revocation stays when the caller's transaction then fails.
+CREATE FUNCTION @extschema@._jwt_family_revoke(family uuid, reason text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'jwt_family_revoke_sql'
+LANGUAGE C VOLATILE STRICT;
+
+-- ----------------------------------------------------------------
+-- Signing with our own keys, with a header
+-- ----------------------------------------------------------------
+
+CREATE FUNCTION @extschema@._jwt_sign_own(claims jsonb, algorithm text, kid text,
+                                          ttl interval, header jsonb)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  k record;
+  iat bigint := floor(extract(epoch FROM statement_timestamp()));
+  iss text := nullif(current_setting('jwt.issuer', true), '');
+  defaults jsonb;
+BEGIN
+  IF claims IS NULL OR jsonb_typeof(claims) <> 'object' THEN
+    RAISE EXCEPTION 'claims must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  ttl := coalesce(ttl, nullif(current_setting('jwt.default_ttl', true), '')::interval, '1 hour');
+  IF ttl <= '0'::interval THEN
+    RAISE EXCEPTION 'ttl must be positive' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+
+  -- the newest active own key that can sign (for the algorithm, if named)
+  SELECT k0.kid, k0.alg, k0.private_jwk INTO k
+  FROM @extschema@.jwt_keys AS k0
+  WHERE k0.issuer IS NULL AND k0.state = 'active' AND k0.private_jwk IS NOT NULL
+    AND (_jwt_sign_own.kid IS NULL OR k0.kid = _jwt_sign_own.kid)
+    AND (_jwt_sign_own.algorithm IS NULL OR k0.alg = _jwt_sign_own.algorithm)
+    AND (k0.not_before IS NULL OR k0.not_before <= statement_timestamp())
+    AND (k0.expires_at IS NULL OR k0.expires_at > statement_timestamp())
+  ORDER BY k0.created_at DESC, k0.kid
+  LIMIT 1;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no active signing key%',
+      CASE WHEN _jwt_sign_own.kid IS NOT NULL THEN format(' with kid "%s"', _jwt_sign_own.kid)
+           WHEN algorithm IS NOT NULL THEN format(' for %s', algorithm)
+           ELSE '' END
+      USING ERRCODE = 'JW009',
+            HINT = 'Make one with jwt_key_generate, or activate a staged key.';
+  END IF;
+
+  defaults := jsonb_build_object('iat', iat,
+                                 'exp', iat + floor(extract(epoch FROM ttl))::bigint,
+                                 'jti', gen_random_uuid()::text);
+  IF iss IS NOT NULL THEN
+    defaults := defaults || jsonb_build_object('iss', iss);
+  END IF;
+  -- what the caller gave wins over the defaults
+  RETURN @extschema@.jwt_sign(defaults || claims, k.private_jwk::text, k.alg, header);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.jwt_issue(claims jsonb, algorithm text DEFAULT NULL,
+                                                 kid text DEFAULT NULL, ttl interval DEFAULT NULL)
+RETURNS text
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT @extschema@._jwt_sign_own(claims, algorithm, kid, ttl, NULL) $$;
+
+-- ----------------------------------------------------------------
+-- Refresh tokens
+-- ----------------------------------------------------------------
+
+-- A refresh token carries only sub, jti, iat, exp (and iss): the claims of
+-- the access tokens stay in the family row, out of the client's reach.
+CREATE FUNCTION @extschema@._jwt_refresh_token(family uuid, sub text, ttl interval)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  jti text := gen_random_uuid()::text;
+  t0 timestamptz := statement_timestamp();
+BEGIN
+  INSERT INTO @extschema@.jwt_refresh_tokens (jti, family, issued_at, expires_at)
+  VALUES (jti, family, t0, t0 + ttl);
+  UPDATE @extschema@.jwt_token_families f SET expires_at = greatest(f.expires_at, t0 + ttl)
+  WHERE f.family = _jwt_refresh_token.family;
+  RETURN @extschema@._jwt_sign_own(
+    jsonb_strip_nulls(jsonb_build_object('sub', sub, 'jti', jti)),
+    NULL, NULL, ttl, '{"typ": "refresh+jwt"}');
+END $$;
+
+CREATE FUNCTION @extschema@.jwt_issue_pair(claims jsonb, access_ttl interval DEFAULT NULL,
+                                           refresh_ttl interval DEFAULT NULL)
+RETURNS TABLE(access_token text, refresh_token text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  fam uuid := gen_random_uuid();
+  kept jsonb;
+BEGIN
+  IF claims IS NULL OR jsonb_typeof(claims) <> 'object' THEN
+    RAISE EXCEPTION 'claims must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF claims ? 'sub' AND jsonb_typeof(claims -> 'sub') <> 'string' THEN
+    RAISE EXCEPTION 'claim "sub" must be a string' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  access_ttl := coalesce(access_ttl, current_setting('jwt.access_ttl')::interval);
+  refresh_ttl := coalesce(refresh_ttl, current_setting('jwt.refresh_ttl')::interval);
+  IF access_ttl <= '0'::interval OR refresh_ttl <= '0'::interval THEN
+    RAISE EXCEPTION 'ttl must be positive' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- each access token gets its own times and jti
+  kept := claims - ARRAY['iat', 'exp', 'nbf', 'jti'];
+
+  INSERT INTO @extschema@.jwt_token_families (family, sub, claims, access_ttl, refresh_ttl, expires_at)
+  VALUES (fam, claims ->> 'sub', kept, access_ttl, refresh_ttl, statement_timestamp() + refresh_ttl);
+  access_token := @extschema@._jwt_sign_own(kept, NULL, NULL, access_ttl, NULL);
+  refresh_token := @extschema@._jwt_refresh_token(fam, claims ->> 'sub', refresh_ttl);
+  RETURN NEXT;
+END $$;
+
+COMMENT ON FUNCTION @extschema@.jwt_issue_pair(jsonb, interval, interval) IS
+'an access token (jwt.access_ttl) and a refresh token (jwt.refresh_ttl) of a new token family';
+
+-- Rotation.  The family row is locked NOWAIT: of two refreshes racing in
+-- one family, one wins and the other fails at once (JW010) instead of
+-- waiting and then looking like a replay.  A refresh token presented again
+-- after it was rotated revokes its family, in a transaction of its own, so
+-- that the revocation survives the error this call then raises.
+--
+-- DESIGN §2 declares RETURNS TABLE(access_token text, refresh_token text)
+-- for an argument also named refresh_token, which PostgreSQL refuses (a
+-- parameter name used twice).  OUT access_token with INOUT refresh_token
+-- keeps the argument's name and position and the result's column names,
+-- types and order; the difference is one row rather than a set of one.
+CREATE FUNCTION @extschema@.jwt_refresh(OUT access_token text, INOUT refresh_token text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  claims jsonb;
+  tok record;
+  fam record;
+  grace interval := current_setting('jwt.refresh_grace')::interval;
+  reused uuid;
+BEGIN
+  claims := @extschema@._jwt_verify_refresh(jwt_refresh.refresh_token);
+
+  SELECT * INTO tok FROM @extschema@.jwt_refresh_tokens r WHERE r.jti = claims ->> 'jti';
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'refresh token is not known' USING ERRCODE = 'JW010',
+      DETAIL = 'It was never stored here, or it has been purged.';
+  END IF;
+
+  -- the family's lock is taken in this block, so that leaving it by an
+  -- exception releases the lock before the worker updates the row
+  BEGIN
+    BEGIN
+      SELECT * INTO fam FROM @extschema@.jwt_token_families f
+      WHERE f.family = tok.family FOR UPDATE NOWAIT;
+    EXCEPTION WHEN lock_not_available THEN
+      RAISE EXCEPTION 'refresh token is being used by another session' USING ERRCODE = 'JW010',
+        DETAIL = 'Another refresh in the same token family is in progress.';
+    END;
+    IF fam.revoked_at IS NOT NULL THEN
+      RAISE EXCEPTION 'refresh token family is revoked' USING ERRCODE = 'JW010';
+    END IF;
+
+    -- read again under the lock: a rotation may have committed meanwhile
+    SELECT * INTO tok FROM @extschema@.jwt_refresh_tokens r WHERE r.jti = tok.jti;
+    IF tok.used_at IS NOT NULL
+       AND NOT (grace > '0'::interval AND statement_timestamp() <= tok.used_at + grace) THEN
+      reused := fam.family;
+      RAISE EXCEPTION USING ERRCODE = 'JWX01';    -- caught below
+    END IF;
+
+    UPDATE @extschema@.jwt_refresh_tokens r
+    SET used_at = coalesce(r.used_at, statement_timestamp())
+    WHERE r.jti = tok.jti;
+    access_token := @extschema@._jwt_sign_own(fam.claims, NULL, NULL, fam.access_ttl, NULL);
+    refresh_token := @extschema@._jwt_refresh_token(fam.family, fam.sub, fam.refresh_ttl);
+    UPDATE @extschema@.jwt_refresh_tokens r
+    SET replaced_by = @extschema@.jwt_decode_unverified(jwt_refresh.refresh_token) ->> 'jti'
+    WHERE r.jti = tok.jti AND r.replaced_by IS NULL;
+    RETURN;
+  EXCEPTION WHEN SQLSTATE 'JWX01' THEN
+    NULL;
+  END;
+
+  IF @extschema@._jwt_family_revoke(reused, 'refresh token reused') THEN
+    RAISE EXCEPTION 'refresh token was already used' USING ERRCODE = 'JW010',
+      DETAIL = 'A rotated refresh token was presented again: its whole token family is revoked.';
+  END IF;
+  RAISE EXCEPTION 'refresh token was already used' USING ERRCODE = 'JW010',
+    DETAIL = 'A rotated refresh token was presented again; the revocation of its family could not be recorded.';
+END $$;
+
+COMMENT ON FUNCTION @extschema@.jwt_refresh(text) IS
+'rotate a refresh token: a new access and refresh token in the same family; reuse revokes the family (JW010)';
+
+-- ----------------------------------------------------------------
+-- Revocation
+-- ----------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.jwt_revoke(token_or_jti text, reason text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_jti text := token_or_jti;
+  v_exp timestamptz;
+  claims jsonb;
+BEGIN
+  IF token_or_jti IS NULL THEN
+    RAISE EXCEPTION 'token_or_jti must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF strpos(token_or_jti, '.') > 0 THEN
+    -- a token: ours (its signature verifies), however old or revoked
+    claims := @extschema@._jwt_verify_signature(token_or_jti);
+    v_jti := claims ->> 'jti';
+    IF v_jti IS NULL THEN
+      RAISE EXCEPTION 'token has no "jti" claim' USING ERRCODE = 'invalid_parameter_value',
+        HINT = 'Tokens without a jti can only be revoked by subject: jwt_revoke_subject.';
+    END IF;
+    IF jsonb_typeof(claims -> 'exp') = 'number' THEN
+      v_exp := to_timestamp((claims ->> 'exp')::double precision);
+    END IF;
+  END IF;
+  -- a refresh token: its family goes with it (logout)
+  UPDATE @extschema@.jwt_token_families f
+  SET revoked_at = clock_timestamp(), revoked_reason = coalesce(reason, 'revoked')
+  FROM @extschema@.jwt_refresh_tokens r
+  WHERE r.jti = v_jti AND f.family = r.family AND f.revoked_at IS NULL;
+  v_exp := coalesce(v_exp, (SELECT r.expires_at FROM @extschema@.jwt_refresh_tokens r
+                            WHERE r.jti = v_jti));
+  INSERT INTO @extschema@.jwt_revoked (jti, reason, expires_at)
+  VALUES (v_jti, reason, v_exp)
+  ON CONFLICT ON CONSTRAINT jwt_revoked_pkey DO NOTHING;
+END $$;
+
+COMMENT ON FUNCTION @extschema@.jwt_revoke(text, text) IS
+'revoke one token (or a bare jti): verification fails with JW010; a refresh token takes its family with it';
+
+CREATE FUNCTION @extschema@.jwt_revoke_subject(sub text, before timestamptz DEFAULT now())
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF sub IS NULL OR before IS NULL THEN
+    RAISE EXCEPTION 'sub and before must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  INSERT INTO @extschema@.jwt_revoked_subjects AS s (sub, before)
+  VALUES (sub, before)
+  ON CONFLICT ON CONSTRAINT jwt_revoked_subjects_pkey
+  DO UPDATE SET before = greatest(s.before, EXCLUDED.before), revoked_at = clock_timestamp();
+  UPDATE @extschema@.jwt_token_families f
+  SET revoked_at = clock_timestamp(), revoked_reason = 'subject revoked'
+  WHERE f.sub = jwt_revoke_subject.sub AND f.created_at < before AND f.revoked_at IS NULL;
+END $$;
+
+COMMENT ON FUNCTION @extschema@.jwt_revoke_subject(text, timestamptz) IS
+'logout everywhere: every token of the subject issued (iat) before "before" fails with JW010';
+
+CREATE FUNCTION @extschema@.jwt_purge_expired()
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  n bigint;
+  total bigint := 0;
+BEGIN
+  -- a revoked token past its exp fails anyway
+  DELETE FROM @extschema@.jwt_revoked r WHERE r.expires_at < statement_timestamp();
+  GET DIAGNOSTICS n = ROW_COUNT;
+  total := total + n;
+  DELETE FROM @extschema@.jwt_refresh_tokens r WHERE r.expires_at < statement_timestamp();
+  GET DIAGNOSTICS n = ROW_COUNT;
+  total := total + n;
+  -- a family whose newest refresh token has expired can never refresh again
+  DELETE FROM @extschema@.jwt_token_families f WHERE f.expires_at < statement_timestamp();
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN total + n;
+END $$;
+
+COMMENT ON FUNCTION @extschema@.jwt_purge_expired() IS
+'delete revocations, refresh tokens and token families past their expiry; returns the rows deleted';
+
+REVOKE ALL ON FUNCTION
+  @extschema@._jwt_verify_refresh(text),
+  @extschema@._jwt_verify_signature(text),
+  @extschema@._jwt_family_revoke(uuid, text),
+  @extschema@._jwt_sign_own(jsonb, text, text, interval, jsonb),
+  @extschema@._jwt_refresh_token(uuid, text, interval),
+  @extschema@.jwt_issue_pair(jsonb, interval, interval),
+  @extschema@.jwt_refresh(text),
+  @extschema@.jwt_revoke(text, text),
+  @extschema@.jwt_revoke_subject(text, timestamptz),
+  @extschema@.jwt_purge_expired()
+FROM PUBLIC;

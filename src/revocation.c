@@ -1,0 +1,343 @@
+/*
+ * revocation.c
+ *		What verification checks against the revocation tables, and the
+ *		one write that must outlive its transaction: revoking a refresh
+ *		token family when a rotated token comes back.
+ *
+ * A verified token is revoked when its "jti" is in jwt_revoked, or its
+ * "sub" is in jwt_revoked_subjects with a "before" later than its "iat".
+ * Each check is one primary-key probe, made directly on the index (no SPI,
+ * no plan), and skipped altogether while the table is known to be empty:
+ * the tables' statement trigger sends a relcache invalidation, so every
+ * backend, and every hot standby replaying the change, learns when to look
+ * again.  Nothing here writes, except the background worker below.
+ *
+ * The probes read the tables without privilege checks, as the key store
+ * does with its owner's rights: any role may verify, none may read them.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_collation.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "errcodes.h"
+#include "jsonutil.h"
+#include "keystore.h"
+#include "revocation.h"
+
+typedef enum RevState
+{
+	REV_UNKNOWN,				/* look before trusting */
+	REV_EMPTY,					/* no rows: nothing to probe */
+	REV_ROWS
+} RevState;
+
+typedef struct RevTable
+{
+	const char *name;
+	Oid			relid;			/* InvalidOid: absent (extension older) */
+	RevState	state;
+	bool		from_query_snapshot;	/* state learnt in a parallel query */
+} RevTable;
+
+static RevTable rev_jti = {"jwt_revoked", InvalidOid, REV_UNKNOWN, false};
+static RevTable rev_sub = {"jwt_revoked_subjects", InvalidOid, REV_UNKNOWN, false};
+static bool rev_looked_up = false;
+static bool rev_callback_registered = false;
+
+static void
+rev_relcache_callback(Datum arg, Oid relid)
+{
+	(void) arg;
+	if (relid == InvalidOid || relid == rev_jti.relid || relid == rev_sub.relid)
+	{
+		/* the tables may have been dropped and made again: look them up too */
+		rev_looked_up = false;
+		rev_jti.state = REV_UNKNOWN;
+		rev_sub.state = REV_UNKNOWN;
+	}
+}
+
+static void
+rev_lookup(void)
+{
+	Oid			extoid;
+	Oid			nspoid = InvalidOid;
+
+	if (!rev_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(rev_relcache_callback, (Datum) 0);
+		rev_callback_registered = true;
+	}
+	extoid = get_extension_oid("jwt", true);
+	if (OidIsValid(extoid))
+		nspoid = jwt_extension_schema(extoid);
+	rev_jti.relid = OidIsValid(nspoid) ? get_relname_relid(rev_jti.name, nspoid) : InvalidOid;
+	rev_sub.relid = OidIsValid(nspoid) ? get_relname_relid(rev_sub.name, nspoid) : InvalidOid;
+	rev_jti.state = REV_UNKNOWN;
+	rev_sub.state = REV_UNKNOWN;
+	rev_looked_up = true;
+}
+
+/*
+ * The row of relid whose one-column primary key equals key (compared with
+ * eqproc), or with key 0 any row; with tuple given, a copy of the row in
+ * the current memory context.  Read with the newest committed state, so
+ * that a revocation counts from the next call on.
+ */
+static bool
+probe(Oid relid, RegProcedure eqproc, Datum key, HeapTuple *tuple, TupleDesc *desc)
+{
+	Relation	rel;
+	Oid			indexid;
+	ScanKeyData skey;
+	SysScanDesc scan;
+	Snapshot	snap;
+	HeapTuple	tup;
+	bool		found;
+
+	rel = table_open(relid, AccessShareLock);
+	indexid = RelationGetPrimaryKeyIndex(rel);
+	if (!OidIsValid(indexid))
+		elog(ERROR, "table \"%s\" has no primary key", RelationGetRelationName(rel));
+
+	snap = RegisterSnapshot(jwt_read_snapshot());
+	if (eqproc != InvalidOid)
+	{
+		ScanKeyInit(&skey, 1, BTEqualStrategyNumber, eqproc, key);
+		skey.sk_collation = C_COLLATION_OID;	/* the text keys are COLLATE "C" */
+	}
+	scan = systable_beginscan(rel, indexid, true, snap, eqproc != InvalidOid ? 1 : 0, &skey);
+	tup = systable_getnext(scan);
+	found = HeapTupleIsValid(tup);
+	if (found && tuple != NULL)
+	{
+		*tuple = heap_copytuple(tup);
+		*desc = CreateTupleDescCopy(RelationGetDescr(rel));
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/* the row of t whose key (text) is key, or with key NULL, any row */
+static bool
+rev_probe(RevTable *t, const char *key, int keylen, HeapTuple *tuple,
+		  TupleDesc *desc)
+{
+	if (key == NULL)
+		return probe(t->relid, InvalidOid, (Datum) 0, tuple, desc);
+	return probe(t->relid, F_TEXTEQ,
+				 PointerGetDatum(cstring_to_text_with_len(key, keylen)), tuple, desc);
+}
+
+/* whether t may hold rows; learns "empty" once per change of t */
+static bool
+rev_may_have_rows(RevTable *t)
+{
+	if (!OidIsValid(t->relid))
+		return false;
+	if (t->state == REV_UNKNOWN || (t->from_query_snapshot && !IsInParallelMode()))
+	{
+		t->state = rev_probe(t, NULL, 0, NULL, NULL) ? REV_ROWS : REV_EMPTY;
+		t->from_query_snapshot = IsInParallelMode();
+	}
+	return t->state == REV_ROWS;
+}
+
+bool
+jwt_revocation_check(Jsonb *claims, JwtFailure *f)
+{
+	JsonbValue *v;
+
+	if (!rev_looked_up)
+		rev_lookup();
+
+	if (rev_may_have_rows(&rev_jti) &&
+		(v = jsonb_member(&claims->root, "jti")) != NULL && v->type == jbvString &&
+		rev_probe(&rev_jti, v->val.string.val, v->val.string.len, NULL, NULL))
+		return jwt_fail(f, ERRCODE_JWT_REVOKED, "token has been revoked",
+						"Its \"jti\" is in jwt_revoked.");
+
+	if (rev_may_have_rows(&rev_sub) &&
+		(v = jsonb_member(&claims->root, "sub")) != NULL && v->type == jbvString)
+	{
+		HeapTuple	tup;
+		TupleDesc	desc;
+
+		if (rev_probe(&rev_sub, v->val.string.val, v->val.string.len, &tup, &desc))
+		{
+			bool		isnull;
+			int			attnum = SPI_fnumber(desc, "before");
+			TimestampTz before;
+			TimestampTz iat;
+			JsonbValue *iatv = jsonb_member(&claims->root, "iat");
+
+			if (attnum <= 0)
+				elog(ERROR, "column \"before\" of \"%s\" is missing", rev_sub.name);
+			before = DatumGetTimestampTz(heap_getattr(tup, attnum, desc, &isnull));
+			/* without an iat, a token cannot show it is newer */
+			if (isnull || iatv == NULL || !jwt_numeric_date(iatv, &iat) || iat < before)
+				return jwt_fail(f, ERRCODE_JWT_REVOKED, "token has been revoked",
+								"Its subject's tokens issued before a time are revoked (jwt_revoke_subject).");
+		}
+	}
+	return true;
+}
+
+/* ----------------------------------------------------------------
+ * Revoking a family in a transaction of its own
+ *
+ * jwt_refresh raises JW010 when a rotated refresh token comes back, and
+ * that error rolls back whatever its transaction wrote.  The revocation of
+ * the family must stay, or the thief's branch lives on: a dynamic
+ * background worker makes it in its own transaction while the caller waits.
+ * The caller must not hold a lock on the family row (jwt_refresh releases
+ * its lock by leaving the subtransaction that took it).
+ * ----------------------------------------------------------------
+ */
+
+#define REASON_MAX	64
+
+typedef struct FamilyRevokeArgs
+{
+	Oid			dboid;
+	Oid			roleid;
+	pg_uuid_t	family;
+	char		reason[REASON_MAX];
+} FamilyRevokeArgs;
+
+StaticAssertDecl(sizeof(FamilyRevokeArgs) <= BGW_EXTRALEN,
+				 "FamilyRevokeArgs must fit in bgw_extra");
+
+PGDLLEXPORT void jwt_family_revoke_main(Datum arg);
+
+void
+jwt_family_revoke_main(Datum arg)
+{
+	FamilyRevokeArgs args;
+	Oid			extoid;
+	Oid			nspoid;
+	char	   *sql;
+	Oid			types[2] = {UUIDOID, TEXTOID};
+	Datum		values[2];
+	int			rc;
+
+	(void) arg;
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(args.dboid, args.roleid, 0);
+	pgstat_report_appname("jwt family revocation");
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	extoid = get_extension_oid("jwt", false);
+	nspoid = jwt_extension_schema(extoid);
+	sql = psprintf("UPDATE %s.jwt_token_families SET revoked_at = clock_timestamp(), "
+				   "revoked_reason = $2 WHERE family = $1 AND revoked_at IS NULL",
+				   quote_identifier(get_namespace_name(nspoid)));
+	values[0] = UUIDPGetDatum(&args.family);
+	values[1] = CStringGetTextDatum(args.reason);
+	rc = SPI_execute_with_args(sql, 2, types, values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "could not revoke token family: SPI_execute_with_args returned %d", rc);
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	proc_exit(0);
+}
+
+/* whether the family's row has revoked_at set, as committed now */
+static bool
+family_revoked(pg_uuid_t *family)
+{
+	Oid			extoid = get_extension_oid("jwt", false);
+	Oid			relid = get_relname_relid("jwt_token_families",
+										  jwt_extension_schema(extoid));
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull = true;
+
+	if (OidIsValid(relid) &&
+		probe(relid, F_UUID_EQ, UUIDPGetDatum(family), &tup, &desc))
+		(void) heap_getattr(tup, SPI_fnumber(desc, "revoked_at"), desc, &isnull);
+	return !isnull;
+}
+
+bool
+jwt_family_revoke(pg_uuid_t *family, const char *reason)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	BgwHandleStatus status;
+	FamilyRevokeArgs args;
+	pid_t		pid;
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot revoke a token family during recovery")));
+
+	memset(&args, 0, sizeof(args));
+	args.dboid = MyDatabaseId;
+	/* a fixed UPDATE of our own table; the bootstrap superuser can log in */
+	args.roleid = BOOTSTRAP_SUPERUSERID;
+	args.family = *family;
+	strlcpy(args.reason, reason, sizeof(args.reason));
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "jwt");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "jwt_family_revoke_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "jwt family revocation");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "jwt family revocation");
+	worker.bgw_notify_pid = MyProcPid;
+	memcpy(worker.bgw_extra, &args, sizeof(args));
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start a background worker to revoke a token family"),
+				 errhint("Raise max_worker_processes.")));
+		return false;
+	}
+	status = WaitForBackgroundWorkerStartup(handle, &pid);
+	if (status == BGWH_STARTED)
+		status = WaitForBackgroundWorkerShutdown(handle);
+
+	/* the worker cannot report back: the row tells whether it did it */
+	if (status == BGWH_STOPPED && family_revoked(family))
+		return true;
+	ereport(WARNING,
+			(errmsg("the background worker revoking a token family did not finish"),
+			 errhint("See the server log.")));
+	return false;
+}

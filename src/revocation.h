@@ -1,0 +1,26 @@
+/*
+ * revocation.h
+ *		Revoked tokens (jwt_revoked by jti, jwt_revoked_subjects by sub and
+ *		iat) as verification sees them, and the autonomous revocation of a
+ *		refresh token family.
+ */
+#ifndef JWT_REVOCATION_H
+#define JWT_REVOCATION_H
+
+#include "postgres.h"
+#include "utils/jsonb.h"
+#include "utils/uuid.h"
+
+#include "token.h"
+
+/* false, and JW010 in *f, when verified claims belong to a revoked token */
+extern bool jwt_revocation_check(Jsonb *claims, JwtFailure *f);
+
+/*
+ * Mark the family revoked in a transaction of its own (a background
+ * worker); true once the row shows it.  Warns and returns false when no
+ * worker could do it.
+ */
+extern bool jwt_family_revoke(pg_uuid_t *family, const char *reason);
+
+#endif							/* JWT_REVOCATION_H */

@@ -66,7 +66,7 @@ AS $$
 DECLARE
   headers jsonb := nullif(current_setting('request.headers', true), '')::jsonb;
   cookies jsonb := nullif(current_setting('request.cookies', true), '')::jsonb;
-  cookie  text := current_setting('jwt.cookie');
+  cookie  text := coalesce(current_setting('jwt.cookie', true), '');
   auth    text := headers ->> 'authorization';
   token   text;
 BEGIN

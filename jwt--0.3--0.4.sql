@@ -208,8 +208,10 @@ BEGIN
   IF claims ? 'sub' AND jsonb_typeof(claims -> 'sub') <> 'string' THEN
     RAISE EXCEPTION 'claim "sub" must be a string' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  access_ttl := coalesce(access_ttl, current_setting('jwt.access_ttl')::interval);
-  refresh_ttl := coalesce(refresh_ttl, current_setting('jwt.refresh_ttl')::interval);
+  -- (with missing_ok: the library, which defines the settings, may not be
+  -- loaded yet in this session; a value from the configuration still counts)
+  access_ttl := coalesce(access_ttl, nullif(current_setting('jwt.access_ttl', true), '')::interval, '15 minutes');
+  refresh_ttl := coalesce(refresh_ttl, nullif(current_setting('jwt.refresh_ttl', true), '')::interval, '30 days');
   IF access_ttl <= '0'::interval OR refresh_ttl <= '0'::interval THEN
     RAISE EXCEPTION 'ttl must be positive' USING ERRCODE = 'invalid_parameter_value';
   END IF;
@@ -245,7 +247,7 @@ DECLARE
   claims jsonb;
   tok record;
   fam record;
-  grace interval := current_setting('jwt.refresh_grace')::interval;
+  grace interval := coalesce(nullif(current_setting('jwt.refresh_grace', true), '')::interval, '0');
   reused uuid;
 BEGIN
   claims := @extschema@._jwt_verify_refresh(jwt_refresh.refresh_token);

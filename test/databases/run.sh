@@ -106,6 +106,14 @@ for old in 0.1 0.2 0.3; do
 	expect "upgraded from $old, the extension issues and verifies" "t" "$works"
 done
 
+# ---- a fresh session: the SQL functions read jwt.* settings before any C
+# function has loaded the library that defines them -------------------------
+fresh=$("${PSQL[@]}" -d "$src" -c "BEGIN; SELECT set_config('request.headers', '{}', true);
+  SELECT jwt_pre_request(); SELECT 'hook ok'; COMMIT;" | tail -n 1)
+expect "jwt_pre_request as the first call of a session" "hook ok" "$fresh"
+fresh=$("${PSQL[@]}" -d "$src" -c "SELECT count(*) FROM jwt_issue_pair('{\"sub\":\"first\"}')")
+expect "jwt_issue_pair as the first call of a session" "1" "$fresh"
+
 # ---- hostile search_path at install (SECURITY.md item 22) ----------------
 createdb jwt_hostile
 "${PSQL[@]}" -d jwt_hostile <<'SQL' >/dev/null

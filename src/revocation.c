@@ -106,13 +106,13 @@ rev_lookup(void)
  * that a revocation counts from the next call on.
  */
 static bool
-probe(Oid relid, RegProcedure eqproc, Datum key, HeapTuple *tuple, TupleDesc *desc)
+probe(Oid relid, RegProcedure eqproc, Datum key, Snapshot snap, HeapTuple *tuple,
+	  TupleDesc *desc)
 {
 	Relation	rel;
 	Oid			indexid;
 	ScanKeyData skey;
 	SysScanDesc scan;
-	Snapshot	snap;
 	HeapTuple	tup;
 	bool		found;
 
@@ -121,7 +121,6 @@ probe(Oid relid, RegProcedure eqproc, Datum key, HeapTuple *tuple, TupleDesc *de
 	if (!OidIsValid(indexid))
 		elog(ERROR, "table \"%s\" has no primary key", RelationGetRelationName(rel));
 
-	snap = RegisterSnapshot(jwt_read_snapshot());
 	if (eqproc != InvalidOid)
 	{
 		ScanKeyInit(&skey, 1, BTEqualStrategyNumber, eqproc, key);
@@ -136,31 +135,31 @@ probe(Oid relid, RegProcedure eqproc, Datum key, HeapTuple *tuple, TupleDesc *de
 		*desc = CreateTupleDescCopy(RelationGetDescr(rel));
 	}
 	systable_endscan(scan);
-	UnregisterSnapshot(snap);
 	table_close(rel, AccessShareLock);
 	return found;
 }
 
 /* the row of t whose key (text) is key, or with key NULL, any row */
 static bool
-rev_probe(RevTable *t, const char *key, int keylen, HeapTuple *tuple,
-		  TupleDesc *desc)
+rev_probe(RevTable *t, const char *key, int keylen, Snapshot snap,
+		  HeapTuple *tuple, TupleDesc *desc)
 {
 	if (key == NULL)
-		return probe(t->relid, InvalidOid, (Datum) 0, tuple, desc);
+		return probe(t->relid, InvalidOid, (Datum) 0, snap, tuple, desc);
 	return probe(t->relid, F_TEXTEQ,
-				 PointerGetDatum(cstring_to_text_with_len(key, keylen)), tuple, desc);
+				 PointerGetDatum(cstring_to_text_with_len(key, keylen)), snap,
+				 tuple, desc);
 }
 
 /* whether t may hold rows; learns "empty" once per change of t */
 static bool
-rev_may_have_rows(RevTable *t)
+rev_may_have_rows(RevTable *t, Snapshot snap)
 {
 	if (!OidIsValid(t->relid))
 		return false;
 	if (t->state == REV_UNKNOWN || (t->from_query_snapshot && !IsInParallelMode()))
 	{
-		t->state = rev_probe(t, NULL, 0, NULL, NULL) ? REV_ROWS : REV_EMPTY;
+		t->state = rev_probe(t, NULL, 0, snap, NULL, NULL) ? REV_ROWS : REV_EMPTY;
 		t->from_query_snapshot = IsInParallelMode();
 	}
 	return t->state == REV_ROWS;
@@ -169,24 +168,37 @@ rev_may_have_rows(RevTable *t)
 bool
 jwt_revocation_check(Jsonb *claims, JwtFailure *f)
 {
-	JsonbValue *v;
+	JsonbValue *jti;
+	JsonbValue *sub;
+	Snapshot	snap;
+	bool		revoked = false;
+	const char *detail = NULL;
 
 	if (!rev_looked_up)
 		rev_lookup();
+	if (!OidIsValid(rev_jti.relid) && !OidIsValid(rev_sub.relid))
+		return true;			/* an extension older than 0.4 */
+	if (rev_jti.state == REV_EMPTY && rev_sub.state == REV_EMPTY &&
+		!rev_jti.from_query_snapshot && !rev_sub.from_query_snapshot)
+		return true;			/* the usual case: nothing is revoked */
 
-	if (rev_may_have_rows(&rev_jti) &&
-		(v = jsonb_member(&claims->root, "jti")) != NULL && v->type == jbvString &&
-		rev_probe(&rev_jti, v->val.string.val, v->val.string.len, NULL, NULL))
-		return jwt_fail(f, ERRCODE_JWT_REVOKED, "token has been revoked",
-						"Its \"jti\" is in jwt_revoked.");
+	jti = jsonb_member(&claims->root, "jti");
+	sub = jsonb_member(&claims->root, "sub");
 
-	if (rev_may_have_rows(&rev_sub) &&
-		(v = jsonb_member(&claims->root, "sub")) != NULL && v->type == jbvString)
+	/* one snapshot for both probes */
+	snap = RegisterSnapshot(jwt_read_snapshot());
+	if (rev_may_have_rows(&rev_jti, snap) && jti != NULL && jti->type == jbvString &&
+		rev_probe(&rev_jti, jti->val.string.val, jti->val.string.len, snap, NULL, NULL))
+	{
+		revoked = true;
+		detail = "Its \"jti\" is in jwt_revoked.";
+	}
+	else if (rev_may_have_rows(&rev_sub, snap) && sub != NULL && sub->type == jbvString)
 	{
 		HeapTuple	tup;
 		TupleDesc	desc;
 
-		if (rev_probe(&rev_sub, v->val.string.val, v->val.string.len, &tup, &desc))
+		if (rev_probe(&rev_sub, sub->val.string.val, sub->val.string.len, snap, &tup, &desc))
 		{
 			bool		isnull;
 			int			attnum = SPI_fnumber(desc, "before");
@@ -198,11 +210,14 @@ jwt_revocation_check(Jsonb *claims, JwtFailure *f)
 				elog(ERROR, "column \"before\" of \"%s\" is missing", rev_sub.name);
 			before = DatumGetTimestampTz(heap_getattr(tup, attnum, desc, &isnull));
 			/* without an iat, a token cannot show it is newer */
-			if (isnull || iatv == NULL || !jwt_numeric_date(iatv, &iat) || iat < before)
-				return jwt_fail(f, ERRCODE_JWT_REVOKED, "token has been revoked",
-								"Its subject's tokens issued before a time are revoked (jwt_revoke_subject).");
+			revoked = isnull || iatv == NULL || !jwt_numeric_date(iatv, &iat) || iat < before;
+			detail = "Its subject's tokens issued before a time are revoked (jwt_revoke_subject).";
 		}
 	}
+	UnregisterSnapshot(snap);
+
+	if (revoked)
+		return jwt_fail(f, ERRCODE_JWT_REVOKED, "token has been revoked", detail);
 	return true;
 }
 
@@ -282,10 +297,14 @@ family_revoked(pg_uuid_t *family)
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull = true;
+	Snapshot	snap;
 
-	if (OidIsValid(relid) &&
-		probe(relid, F_UUID_EQ, UUIDPGetDatum(family), &tup, &desc))
+	if (!OidIsValid(relid))
+		return false;
+	snap = RegisterSnapshot(jwt_read_snapshot());
+	if (probe(relid, F_UUID_EQ, UUIDPGetDatum(family), snap, &tup, &desc))
 		(void) heap_getattr(tup, SPI_fnumber(desc, "revoked_at"), desc, &isnull);
+	UnregisterSnapshot(snap);
 	return !isnull;
 }
 

@@ -132,4 +132,25 @@ DROP ROLE demo_login, demo_user;
 DELETE FROM jwt_keys WHERE kid LIKE 'demo-%';
 
 \echo
+\echo '== 8. Refresh tokens: rotate, detect a replayed token, log out everywhere'
+SELECT jwt_key_generate('ES256', 'demo-es-4') AS kid;
+SELECT access_token AS demo_access, refresh_token AS demo_refresh
+FROM jwt_issue_pair('{"sub":"alice"}') \gset
+SELECT jwt_header(:'demo_refresh') ->> 'typ' AS refresh_typ,
+       jwt_verify(:'demo_access') ->> 'sub' AS access_for;
+\echo '-- a refresh token is not an access token (JW001)'
+SELECT jwt_verify(:'demo_refresh');
+\echo '-- rotate: a new pair; the old refresh token is used up'
+SELECT refresh_token AS demo_refresh2 FROM jwt_refresh(:'demo_refresh') \gset
+\echo '-- the old one again: theft assumed, the whole family is revoked (JW010)'
+SELECT * FROM jwt_refresh(:'demo_refresh');
+SELECT * FROM jwt_refresh(:'demo_refresh2');
+\echo '-- logout everywhere: alice''s tokens issued until now fail (JW010)'
+SELECT jwt_revoke_subject('alice', now() + interval '1 second');
+SELECT jwt_verify(:'demo_access');
+DELETE FROM jwt_revoked_subjects WHERE sub = 'alice';
+DELETE FROM jwt_token_families;
+DELETE FROM jwt_keys WHERE kid LIKE 'demo-%';
+
+\echo
 \echo '== End of the tour'

@@ -108,6 +108,14 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'jwt_family_revoke_sql'
 LANGUAGE C VOLATILE STRICT;
 
+-- RAISE for functions whose arguments hold tokens: like every error the C
+-- code raises, it keeps the statement (and so the token) out of the server
+-- log (errhidestmt), which plpgsql's RAISE cannot.
+CREATE FUNCTION @extschema@._jwt_raise(sqlstate text, message text, detail text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'jwt_raise'
+LANGUAGE C VOLATILE;
+
 -- ----------------------------------------------------------------
 -- Signing with our own keys, with a header
 -- ----------------------------------------------------------------
@@ -254,8 +262,8 @@ BEGIN
 
   SELECT * INTO tok FROM @extschema@.jwt_refresh_tokens r WHERE r.jti = claims ->> 'jti';
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'refresh token is not known' USING ERRCODE = 'JW010',
-      DETAIL = 'It was never stored here, or it has been purged.';
+    PERFORM @extschema@._jwt_raise('JW010', 'refresh token is not known',
+      'It was never stored here, or it has been purged.');
   END IF;
 
   -- the family's lock is taken in this block, so that leaving it by an
@@ -265,11 +273,11 @@ BEGIN
       SELECT * INTO fam FROM @extschema@.jwt_token_families f
       WHERE f.family = tok.family FOR UPDATE NOWAIT;
     EXCEPTION WHEN lock_not_available THEN
-      RAISE EXCEPTION 'refresh token is being used by another session' USING ERRCODE = 'JW010',
-        DETAIL = 'Another refresh in the same token family is in progress.';
+      PERFORM @extschema@._jwt_raise('JW010', 'refresh token is being used by another session',
+        'Another refresh in the same token family is in progress.');
     END;
     IF fam.revoked_at IS NOT NULL THEN
-      RAISE EXCEPTION 'refresh token family is revoked' USING ERRCODE = 'JW010';
+      PERFORM @extschema@._jwt_raise('JW010', 'refresh token family is revoked');
     END IF;
 
     -- read again under the lock: a rotation may have committed meanwhile
@@ -294,11 +302,11 @@ BEGIN
   END;
 
   IF @extschema@._jwt_family_revoke(reused, 'refresh token reused') THEN
-    RAISE EXCEPTION 'refresh token was already used' USING ERRCODE = 'JW010',
-      DETAIL = 'A rotated refresh token was presented again: its whole token family is revoked.';
+    PERFORM @extschema@._jwt_raise('JW010', 'refresh token was already used',
+      'A rotated refresh token was presented again: its whole token family is revoked.');
   END IF;
-  RAISE EXCEPTION 'refresh token was already used' USING ERRCODE = 'JW010',
-    DETAIL = 'A rotated refresh token was presented again; the revocation of its family could not be recorded.';
+  PERFORM @extschema@._jwt_raise('JW010', 'refresh token was already used',
+    'A rotated refresh token was presented again; the revocation of its family could not be recorded.');
 END $$;
 
 COMMENT ON FUNCTION @extschema@.jwt_refresh(text) IS
@@ -326,8 +334,8 @@ BEGIN
     claims := @extschema@._jwt_verify_signature(token_or_jti);
     v_jti := claims ->> 'jti';
     IF v_jti IS NULL THEN
-      RAISE EXCEPTION 'token has no "jti" claim' USING ERRCODE = 'invalid_parameter_value',
-        HINT = 'Tokens without a jti can only be revoked by subject: jwt_revoke_subject.';
+      PERFORM @extschema@._jwt_raise('22023', 'token has no "jti" claim',
+        'Tokens without a jti can only be revoked by subject: jwt_revoke_subject.');
     END IF;
     IF jsonb_typeof(claims -> 'exp') = 'number' THEN
       v_exp := to_timestamp((claims ->> 'exp')::double precision);
@@ -377,9 +385,12 @@ AS $$
 DECLARE
   n bigint;
   total bigint := 0;
+  -- a token verifies until exp + leeway: keep its revocation a day longer
+  margin interval := interval '1 day'
+    + coalesce(nullif(current_setting('jwt.leeway', true), '')::interval, '0');
 BEGIN
-  -- a revoked token past its exp fails anyway
-  DELETE FROM @extschema@.jwt_revoked r WHERE r.expires_at < statement_timestamp();
+  -- a revoked token past its exp (and any leeway) fails anyway
+  DELETE FROM @extschema@.jwt_revoked r WHERE r.expires_at < statement_timestamp() - margin;
   GET DIAGNOSTICS n = ROW_COUNT;
   total := total + n;
   DELETE FROM @extschema@.jwt_refresh_tokens r WHERE r.expires_at < statement_timestamp();
@@ -395,6 +406,7 @@ COMMENT ON FUNCTION @extschema@.jwt_purge_expired() IS
 'delete revocations, refresh tokens and token families past their expiry; returns the rows deleted';
 
 REVOKE ALL ON FUNCTION
+  @extschema@._jwt_raise(text, text, text),
   @extschema@._jwt_verify_refresh(text),
   @extschema@._jwt_verify_signature(text),
   @extschema@._jwt_family_revoke(uuid, text),

@@ -81,6 +81,12 @@ SELECT outcome(format('SELECT jwt_refresh(%L)', :'d_refresh2')) AS family_intact
 RESET jwt.refresh_grace;
 SELECT outcome(format('SELECT jwt_refresh(%L)', :'d_refresh_token')) AS after_grace_off;
 
+-- an expected audience is for access tokens; refresh tokens carry none
+SET jwt.audience = 'my-api';
+SELECT * FROM jwt_issue_pair('{"sub": "kim", "aud": "my-api"}') \gset k_
+SELECT jwt_verify(access_token) ->> 'aud' AS refreshed_access_aud FROM jwt_refresh(:'k_refresh_token');
+RESET jwt.audience;
+
 -- only our refresh tokens: unknown jti, another key
 SELECT outcome(format('SELECT jwt_refresh(%L)',
   jwt_sign('{"sub": "x", "jti": "nope", "exp": 4102444800}', private_jwk::text, alg, '{"typ": "refresh+jwt"}')))
@@ -193,8 +199,17 @@ SELECT jwt_purge_expired() AS purged;
 SELECT count(*) AS old_families FROM jwt_token_families WHERE sub = 'old';
 SELECT count(*) AS revoked_past_exp FROM jwt_revoked WHERE expires_at < now();
 SELECT jwt_purge_expired() AS purged_again;
--- revocations of live tokens stay
+-- revocations of live tokens stay, and of tokens that expired less than a
+-- day (plus jwt.leeway) ago
 SELECT NOT jwt_is_valid(:'t1') AS t1_still_revoked;
+SELECT jwt_revoke(jwt_issue('{"sub": "erin"}', ttl => '1 second'));
+UPDATE jwt_revoked SET expires_at = now() - interval '1 hour' WHERE expires_at > now() AND expires_at < now() + interval '2 seconds';
+SELECT jwt_purge_expired() AS purged_within_margin;
+SET jwt.leeway = '3d';
+UPDATE jwt_revoked SET expires_at = now() - interval '2 days' WHERE expires_at = (SELECT max(expires_at) FROM jwt_revoked WHERE expires_at < now());
+SELECT jwt_purge_expired() AS purged_within_leeway;
+RESET jwt.leeway;
+SELECT jwt_purge_expired() AS purged_after_margin;
 
 -- ----------------------------------------------------------------
 -- privileges: none of these is for PUBLIC; the tables are not readable

@@ -546,6 +546,8 @@ jwt_verify_refresh(PG_FUNCTION_ARGS)
 
 	default_params(&params);
 	params.token_type = JWT_TOKEN_REFRESH;
+	/* refresh tokens are for us only: they carry no audience to expect */
+	params.naudiences = 0;
 	PG_RETURN_JSONB_P(store_verify_or_raise(PG_GETARG_TEXT_PP(0), &params, true));
 }
 
@@ -563,6 +565,31 @@ jwt_verify_signature(PG_FUNCTION_ARGS)
 	params.token_type = JWT_TOKEN_ANY;
 	params.signature_only = true;
 	PG_RETURN_JSONB_P(store_verify_or_raise(PG_GETARG_TEXT_PP(0), &params, false));
+}
+
+/*
+ * _jwt_raise(sqlstate text, message text, detail text): an error whose
+ * statement is not logged, for plpgsql functions that take tokens.
+ */
+PG_FUNCTION_INFO_V1(jwt_raise);
+Datum
+jwt_raise(PG_FUNCTION_ARGS)
+{
+	char	   *state;
+	char	   *message;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		elog(ERROR, "_jwt_raise needs a SQLSTATE and a message");
+	state = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	message = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (strlen(state) != 5 || strspn(state, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 5)
+		elog(ERROR, "invalid SQLSTATE \"%s\"", state);
+	ereport(ERROR,
+			(errcode(MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4])),
+			 errmsg_internal("%s", message),
+			 PG_ARGISNULL(2) ? 0 : errdetail_internal("%s", text_to_cstring(PG_GETARG_TEXT_PP(2))),
+			 errhidestmt(true)));
+	PG_RETURN_VOID();
 }
 
 /* _jwt_family_revoke(family uuid, reason text): in a transaction of its own */

@@ -144,3 +144,21 @@ FROM hygiene.token WHERE name = 'issued_expired';
 -- expect PGRST: the hook, an expired token in a cookie
 SELECT jwt_pre_request();
 RESET jwt.cookie;
+
+-- refresh tokens passed as literals ------------------------------------------
+-- log_statement is off for these statements, as on most servers, but a
+-- failing statement is still logged (log_min_error_statement = error) unless
+-- the error hides it: every error raised on a token must.
+SET log_statement = 'none';
+SELECT refresh_token AS hy_refresh FROM jwt_issue_pair('{"sub":"hygiene"}') \gset
+SELECT refresh_token AS hy_refresh2 FROM jwt_refresh(:'hy_refresh') \gset
+INSERT INTO hygiene.token VALUES ('refresh_literal', :'hy_refresh'), ('refresh_literal2', :'hy_refresh2');
+-- expect JW010: the rotated refresh token again (its family is revoked)
+SELECT * FROM jwt_refresh(:'hy_refresh');
+-- expect JW010: the next one, of a revoked family
+SELECT * FROM jwt_refresh(:'hy_refresh2');
+-- expect JW001: a refresh token where an access token is expected
+SELECT jwt_verify(:'hy_refresh2');
+-- expect 22023: a token without a jti cannot be revoked by token
+SELECT jwt_revoke(jwt_sign('{"sub":"hygiene"}', private_jwk::text, alg)) FROM jwt_keys WHERE kid = 'hygiene-RS256';
+RESET log_statement;

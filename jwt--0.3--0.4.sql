@@ -117,6 +117,125 @@ AS 'MODULE_PATHNAME', 'jwt_raise'
 LANGUAGE C VOLATILE;
 
 -- ----------------------------------------------------------------
+-- On a hot standby, the functions that write fail with 25006 and say where
+-- to go instead (PostgreSQL's own read-only error has no hint)
+-- ----------------------------------------------------------------
+
+CREATE FUNCTION @extschema@._jwt_assert_primary(what text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'jwt_assert_primary'
+LANGUAGE C STABLE STRICT;
+
+-- the 0.2 writers, unchanged but for the first statement
+CREATE OR REPLACE FUNCTION @extschema@._jwt_key_insert(jwk jsonb, kid text, issuer text,
+                                            expires_at timestamptz)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  is_hmac boolean := jwk ->> 'kty' = 'oct';
+  private_members text[] := ARRAY['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+  has_private boolean := jwk ?| private_members;
+BEGIN
+  PERFORM @extschema@._jwt_assert_primary('the key table');
+  kid := coalesce(kid, jwk ->> 'kid',
+                  CASE WHEN is_hmac
+                       THEN translate(encode(uuid_send(gen_random_uuid()), 'base64'), '+/=', '-_')
+                       ELSE @extschema@.jwt_jwk_thumbprint(jwk) END);
+  jwk := jwk || jsonb_build_object('kid', kid, 'use', 'sig');
+  -- a trusted issuer's asymmetric keys are kept public only: they never sign
+  IF issuer IS NOT NULL AND NOT is_hmac THEN
+    has_private := false;
+  END IF;
+  IF issuer IS NULL AND is_hmac AND NOT has_private THEN
+    RAISE EXCEPTION 'an HMAC key needs its secret' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO @extschema@.jwt_keys (kid, alg, jwk, private_jwk, issuer, expires_at)
+  VALUES (kid, jwk ->> 'alg', jwk - private_members,
+          CASE WHEN has_private THEN jwk END, issuer, expires_at);
+  RETURN kid;
+EXCEPTION WHEN unique_violation THEN
+  RAISE EXCEPTION 'a key with kid "%" already exists', kid
+    USING ERRCODE = 'unique_violation',
+          HINT = 'Give the key another kid, or delete the existing key first.';
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.jwt_jwks_import(jwks jsonb, issuer text)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  elem jsonb;
+  n integer := 0;
+BEGIN
+  PERFORM @extschema@._jwt_assert_primary('the key table');
+  IF issuer IS NULL OR issuer = '' THEN
+    RAISE EXCEPTION 'issuer must be given'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Import your own keys with jwt_key_import.';
+  END IF;
+  IF jwks IS NULL OR jsonb_typeof(jwks -> 'keys') IS DISTINCT FROM 'array' THEN
+    RAISE EXCEPTION 'not a JWKS: no "keys" array' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- the issuer's row, locked: concurrent imports for one issuer queue here
+  INSERT INTO @extschema@.jwt_issuers AS i (issuer, jwks_updated_at)
+  VALUES (issuer, now())
+  ON CONFLICT ON CONSTRAINT jwt_issuers_pkey DO UPDATE SET jwks_updated_at = now();
+  DELETE FROM @extschema@.jwt_keys AS k WHERE k.issuer = jwt_jwks_import.issuer;
+  FOR elem IN SELECT e FROM jsonb_array_elements(jwks -> 'keys') AS e LOOP
+    IF @extschema@._jwt_jwk_usable(elem) THEN
+      PERFORM @extschema@._jwt_key_insert(@extschema@.jwt_jwk(elem::text), NULL, issuer, NULL);
+      n := n + 1;
+    END IF;
+  END LOOP;
+  -- a document with no usable key is more likely an error page than a
+  -- real rotation: keep the keys we have
+  IF n = 0 THEN
+    RAISE EXCEPTION 'the key set holds no usable signing key'
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'The issuer''s keys were left as they were.';
+  END IF;
+  RETURN n;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._jwt_key_set_state(kid text, new_state text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  old_state text;
+BEGIN
+  PERFORM @extschema@._jwt_assert_primary('the key table');
+  SELECT k.state INTO old_state FROM @extschema@.jwt_keys AS k
+  WHERE k.kid = _jwt_key_set_state.kid FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'key "%" does not exist', kid USING ERRCODE = 'undefined_object';
+  END IF;
+  IF old_state = 'revoked' THEN
+    RAISE EXCEPTION 'key "%" is revoked', kid
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'Revoking a key cannot be undone.';
+  END IF;
+  UPDATE @extschema@.jwt_keys AS k
+  SET state = new_state,
+      retired_at = CASE WHEN new_state = 'retired' THEN now() END,
+      revoked_at = CASE WHEN new_state = 'revoked' THEN now() END
+  WHERE k.kid = _jwt_key_set_state.kid;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._jwt_issuer_ensure(issuer text)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT @extschema@._jwt_assert_primary('the key table');
+  INSERT INTO @extschema@.jwt_issuers (issuer) VALUES (issuer) ON CONFLICT DO NOTHING
+$$;
+
+-- ----------------------------------------------------------------
 -- Signing with our own keys, with a header
 -- ----------------------------------------------------------------
 
@@ -210,6 +329,7 @@ DECLARE
   fam uuid := gen_random_uuid();
   kept jsonb;
 BEGIN
+  PERFORM @extschema@._jwt_assert_primary('token families');
   IF claims IS NULL OR jsonb_typeof(claims) <> 'object' THEN
     RAISE EXCEPTION 'claims must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
   END IF;
@@ -258,6 +378,7 @@ DECLARE
   grace interval := coalesce(nullif(current_setting('jwt.refresh_grace', true), '')::interval, '0');
   reused uuid;
 BEGIN
+  PERFORM @extschema@._jwt_assert_primary('token families');
   claims := @extschema@._jwt_verify_refresh(jwt_refresh.refresh_token);
 
   SELECT * INTO tok FROM @extschema@.jwt_refresh_tokens r WHERE r.jti = claims ->> 'jti';
@@ -326,6 +447,7 @@ DECLARE
   v_exp timestamptz;
   claims jsonb;
 BEGIN
+  PERFORM @extschema@._jwt_assert_primary('revocations');
   IF token_or_jti IS NULL THEN
     RAISE EXCEPTION 'token_or_jti must not be null' USING ERRCODE = 'null_value_not_allowed';
   END IF;
@@ -362,6 +484,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  PERFORM @extschema@._jwt_assert_primary('revocations');
   IF sub IS NULL OR before IS NULL THEN
     RAISE EXCEPTION 'sub and before must not be null' USING ERRCODE = 'null_value_not_allowed';
   END IF;
@@ -389,6 +512,7 @@ DECLARE
   margin interval := interval '1 day'
     + coalesce(nullif(current_setting('jwt.leeway', true), '')::interval, '0');
 BEGIN
+  PERFORM @extschema@._jwt_assert_primary('revocations and token families');
   -- a revoked token past its exp (and any leeway) fails anyway
   DELETE FROM @extschema@.jwt_revoked r WHERE r.expires_at < statement_timestamp() - margin;
   GET DIAGNOSTICS n = ROW_COUNT;
@@ -406,6 +530,7 @@ COMMENT ON FUNCTION @extschema@.jwt_purge_expired() IS
 'delete revocations, refresh tokens and token families past their expiry; returns the rows deleted';
 
 REVOKE ALL ON FUNCTION
+  @extschema@._jwt_assert_primary(text),
   @extschema@._jwt_raise(text, text, text),
   @extschema@._jwt_verify_refresh(text),
   @extschema@._jwt_verify_signature(text),

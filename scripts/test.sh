@@ -77,6 +77,8 @@ suite interop-jose 1 "interop (node jose)" node "$REPO/test/interop/node/interop
 suite docs 1 "docs (README examples are the tested ones)" /usr/bin/python3 "$REPO/test/docs/run.py"
 suite databases 1 "databases (dump and restore, upgrade, hostile search_path)" \
 	bash "$REPO/test/databases/run.sh"
+suite replica 10 "replica (a primary and a hot standby of its own; pgbench smoke)" \
+	/usr/bin/python3 "$REPO/test/replica/run.py" --bench 2
 suite concurrency 1 "concurrency (8 clients refresh one token at once)" \
 	/usr/bin/python3 "$REPO/test/concurrency/refresh_race.py"
 suite mutation 3 "mutation (>= 100,000 mutated tokens through jwt_verify)" \

@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/int.h"
@@ -589,6 +590,25 @@ jwt_raise(PG_FUNCTION_ARGS)
 			 errmsg_internal("%s", message),
 			 PG_ARGISNULL(2) ? 0 : errdetail_internal("%s", text_to_cstring(PG_GETARG_TEXT_PP(2))),
 			 errhidestmt(true)));
+	PG_RETURN_VOID();
+}
+
+/*
+ * _jwt_assert_primary(what text): the writing functions call it first, so
+ * that on a hot standby they fail with 25006 and a hint rather than with
+ * PostgreSQL's bare read-only error (and without logging the statement).
+ */
+PG_FUNCTION_INFO_V1(jwt_assert_primary);
+Datum
+jwt_assert_primary(PG_FUNCTION_ARGS)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot change %s on a hot standby",
+						text_to_cstring(PG_GETARG_TEXT_PP(0))),
+				 errhint("Run it on the primary. Verification (jwt_verify, jwt_is_valid, jwt_authenticate) works on standbys."),
+				 errhidestmt(true)));
 	PG_RETURN_VOID();
 }
 

@@ -11,6 +11,7 @@ OBJS = \
 	src/jws.o \
 	src/jsonutil.o \
 	src/keys.o \
+	src/keycache.o \
 	src/jwk.o \
 	src/keystore.o \
 	src/token.o \
@@ -21,7 +22,7 @@ OBJS = \
 DATA = jwt--0.1.sql jwt--0.1--0.2.sql jwt--0.2--0.3.sql jwt--0.3--0.4.sql
 
 # pg_regress suites, in order: fixtures first, the others use its keys
-REGRESS = init fixtures sign verify claims errors rfc_vectors rfc8725 keystore session postgrest rls refresh
+REGRESS = init fixtures sign verify claims errors rfc_vectors rfc8725 keystore session postgrest rls refresh keycache
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 # server headers as system headers: -Wextra then judges only our code

@@ -26,6 +26,7 @@
 #include "errcodes.h"
 #include "jwk.h"
 #include "jws.h"
+#include "keycache.h"
 #include "keys.h"
 #include "keystore.h"
 #include "revocation.h"
@@ -115,6 +116,13 @@ _PG_init(void)
 							&jwt_refresh_grace,
 							0, 0, 3600,
 							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("jwt.key_cache_size",
+							"Parsed PEM and JWK key arguments kept per backend.",
+							"0 parses the key on every call.",
+							&jwt_key_cache_size,
+							16, 0, 256,
+							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 	jwt_session_init();
 	MarkGUCPrefixReserved("jwt");
@@ -278,7 +286,7 @@ key_arg(FunctionCallInfo fcinfo, int argno, bool is_bytea)
 	{
 		text	   *t = PG_GETARG_TEXT_PP(argno);
 
-		return jwt_key_arg_from_text(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+		return jwt_key_arg_cached(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 	}
 }
 

@@ -61,7 +61,7 @@ jwt_key_release(JwtKey *key)
 void
 jwt_key_arg_release(JwtKeyArg *arg)
 {
-	if (arg != NULL)
+	if (arg != NULL && !arg->cached)
 		jwt_key_release(arg->key);
 }
 

@@ -50,6 +50,7 @@ typedef struct JwtKeyArg
 	JwtKeyArgKind kind;
 	JwtKey	   *key;			/* SECRET, PEM, JWK */
 	Jsonb	   *jwks;			/* JWKS: entries are parsed when selected */
+	bool		cached;			/* owned by the key cache: never released */
 } JwtKeyArg;
 
 /*

@@ -31,8 +31,10 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -235,6 +237,10 @@ jwt_revocation_check(Jsonb *claims, JwtFailure *f)
 
 #define REASON_MAX	64
 
+/* how long jwt_refresh waits for the worker, and the worker for a lock */
+#define FAMILY_REVOKE_WAIT_MS	10000
+#define FAMILY_REVOKE_LOCK_TIMEOUT	"5s"
+
 typedef struct FamilyRevokeArgs
 {
 	Oid			dboid;
@@ -272,6 +278,8 @@ jwt_family_revoke_main(Datum arg)
 
 	extoid = get_extension_oid("jwt", false);
 	nspoid = jwt_extension_schema(extoid);
+	/* the family row may be locked by a refresh in progress: not for long */
+	SetConfigOption("lock_timeout", FAMILY_REVOKE_LOCK_TIMEOUT, PGC_SUSET, PGC_S_SESSION);
 	sql = psprintf("UPDATE %s.jwt_token_families SET revoked_at = clock_timestamp(), "
 				   "revoked_reason = $2 WHERE family = $1 AND revoked_at IS NULL",
 				   quote_identifier(get_namespace_name(nspoid)));
@@ -316,6 +324,7 @@ jwt_family_revoke(pg_uuid_t *family, const char *reason)
 	BgwHandleStatus status;
 	FamilyRevokeArgs args;
 	pid_t		pid;
+	TimestampTz deadline;
 
 	if (RecoveryInProgress())
 		ereport(ERROR,
@@ -348,15 +357,27 @@ jwt_family_revoke(pg_uuid_t *family, const char *reason)
 				 errhint("Raise max_worker_processes.")));
 		return false;
 	}
-	status = WaitForBackgroundWorkerStartup(handle, &pid);
-	if (status == BGWH_STARTED)
-		status = WaitForBackgroundWorkerShutdown(handle);
+	/* wait for it to finish, but never for long: a refresh is a request */
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), FAMILY_REVOKE_WAIT_MS);
+	while ((status = GetBackgroundWorkerPid(handle, &pid)) != BGWH_STOPPED &&
+		   status != BGWH_POSTMASTER_DIED)
+	{
+		if (GetCurrentTimestamp() >= deadline)
+		{
+			TerminateBackgroundWorker(handle);
+			break;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 
 	/* the worker cannot report back: the row tells whether it did it */
 	if (status == BGWH_STOPPED && family_revoked(family))
 		return true;
 	ereport(WARNING,
-			(errmsg("the background worker revoking a token family did not finish"),
+			(errmsg("the background worker revoking a token family did not finish in time"),
 			 errhint("See the server log.")));
 	return false;
 }

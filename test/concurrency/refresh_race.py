@@ -94,12 +94,21 @@ def race(tokens):
     results = []
     for c in clients:
         try:
-            out, err = c.communicate(timeout=TIMEOUT)
+            out, err = c.communicate(timeout=max(1, deadline + TIMEOUT - time.time()))
             results.append((c.returncode, out, err))
         except subprocess.TimeoutExpired:
+            if not any(r[2] == 'timed out' for r in results):
+                print('a client is stuck; the server says:\n' + psql(
+                    "SELECT string_agg(format('%s %s %s/%s %s: %s', pid, backend_type, wait_event_type, "
+                    "wait_event, state, left(query, 80)), E'\\n') FROM pg_stat_activity "
+                    "WHERE pid <> pg_backend_pid() AND datname IS NOT NULL"), flush=True)
             c.kill()
+            c.communicate()
             results.append((None, '', 'timed out'))
-    holder.wait(timeout=TIMEOUT)
+    try:
+        holder.wait(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        holder.kill()
     return results
 
 
@@ -141,6 +150,8 @@ def main():
             check(wins == args.clients, 'round %d of separate families: all %d refresh' % (r, args.clients),
                   '%d did' % wins)
         print('losing refreshes, by message: %s' % ', '.join('%s: %d' % kv for kv in sorted(kinds.items())))
+    except Exception as e:  # the suite must still print its tally
+        check(False, 'the suite ran to the end', '%s: %s' % (type(e).__name__, e))
     finally:
         psql('DROP DATABASE IF EXISTS %s' % DB, db='postgres')
     print('%d passed, %d failed' % (passed, failed))

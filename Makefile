@@ -15,6 +15,7 @@ OBJS = \
 	src/jwk.o \
 	src/keystore.o \
 	src/token.o \
+	src/verifycache.o \
 	src/session.o \
 	src/revocation.o \
 	src/jwt.o
@@ -33,6 +34,10 @@ SHLIB_LINK = -lcrypto
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies: rebuild everything when a header
+# changes, or objects built against an older struct layout get linked in
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
 
 # standalone tests of the server-independent layers
 .PHONY: unitcheck unitcheck-asan

@@ -529,6 +529,20 @@ END $$;
 COMMENT ON FUNCTION @extschema@.jwt_purge_expired() IS
 'delete revocations, refresh tokens and token families past their expiry; returns the rows deleted';
 
+-- ----------------------------------------------------------------
+-- Per-backend caches: parsed key arguments, verified signatures
+-- ----------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.jwt_cache_stats(OUT cache text, OUT entries bigint,
+                                            OUT capacity bigint, OUT bytes bigint,
+                                            OUT hits bigint, OUT misses bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'jwt_cache_stats'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION @extschema@.jwt_cache_stats() IS
+'this backend''s caches: parsed key arguments (key) and verified signatures (verify), for sizing jwt.key_cache_size and jwt.verify_cache_size';
+
 REVOKE ALL ON FUNCTION
   @extschema@._jwt_assert_primary(text),
   @extschema@._jwt_raise(text, text, text),

@@ -1,6 +1,7 @@
 -- The per-backend cache of parsed key arguments (jwt.key_cache_size):
 -- PEM and JWK arguments are parsed once, found again by the digest of their
--- text, evicted least recently used first; secrets and key sets are not kept.
+-- text, evicted least recently used first; key sets (JWKS) too, as parsed
+-- JSON; secrets are not kept.
 \set VERBOSITY default
 SET client_min_messages = warning;
 
@@ -28,7 +29,7 @@ SELECT cached_keys() AS still_at_the_limit;
 -- the evicted key parses again and still verifies
 SELECT count(*) FILTER (WHERE jwt_is_valid(t, k('rsa_pub_spki'))) AS verified_again FROM kc_tokens;
 
--- secrets and key sets are not kept
+-- a secret is not kept; a key set is
 SET jwt.key_cache_size = 16;
 CREATE TABLE kc_more AS SELECT
   jwt_sign('{}', 'a text secret of thirty-two bytes!') AS hs,
@@ -62,5 +63,50 @@ SELECT count(*) FILTER (WHERE jwt_is_valid(t, k('rsa_pub_spki'))) AS verified_un
 SELECT cached_keys() AS size_zero;
 RESET jwt.key_cache_size;
 
+-- ----------------------------------------------------------------
+-- verified signatures: a token presented again skips the signature check,
+-- and nothing else
+-- ----------------------------------------------------------------
+SET jwt.verify_cache_size = 64;
+-- counters since the last call of memo()
+CREATE TABLE memo_last AS SELECT 0::bigint AS hits, 0::bigint AS misses;
+CREATE FUNCTION memo() RETURNS text LANGUAGE sql AS $$
+  WITH s AS (SELECT entries, hits, misses FROM jwt_cache_stats() WHERE cache = 'verify'),
+  d AS (SELECT format('%s entries, %s hits, %s misses', s.entries, s.hits - l.hits, s.misses - l.misses) AS r
+        FROM s, memo_last l)
+  UPDATE memo_last SET hits = s.hits, misses = s.misses FROM s, d RETURNING d.r
+$$;
+CREATE TABLE memo_tok AS SELECT
+  jwt_sign(jsonb_build_object('sub', 'm', 'jti', 'memo-1', 'exp', extract(epoch FROM now())::bigint + 600),
+           k('ec256_priv_pkcs8'), 'ES256') AS t,
+  jwt_sign('{"sub": "h"}', 'a text secret of thirty-two bytes!') AS h;
+SELECT capacity, bytes FROM jwt_cache_stats() WHERE cache = 'verify';
+SELECT memo() IS NOT NULL AS baseline;
+SELECT jwt_verify(t, k('ec256_pub')) ->> 'sub' AS first FROM memo_tok;
+SELECT memo() AS after_first;
+SELECT jwt_verify(t, k('ec256_pub')) ->> 'sub' AS second, jwt_verify(t, k('ec256_jwk_pub')) ->> 'sub' AS same_key_as_jwk
+FROM memo_tok;
+SELECT memo() AS after_two_more;
+-- HMAC is not memoized: the MAC costs no more than the lookup
+SELECT jwt_is_valid(h, 'a text secret of thirty-two bytes!') AS hs FROM memo_tok;
+SELECT memo() AS after_hmac;
+-- what a remembered signature does not decide
+SELECT outcome(format('SELECT jwt_verify(%L, %L, now => now() + interval ''1 hour'')', t, k('ec256_pub'))) AS expired,
+       outcome(format('SELECT jwt_verify(%L, %L, ARRAY[''ES384''])', t, k('ec256_pub'))) AS not_allowed,
+       outcome(format('SELECT jwt_verify(%L, %L)', t, k('rsa_pub_spki'))) AS other_key,
+       outcome(format('SELECT jwt_verify(%L, %L)', left(t, -4) || 'AAAA', k('ec256_pub'))) AS other_signature
+FROM memo_tok;
+SELECT jwt_revoke('memo-1');
+SELECT outcome(format('SELECT jwt_verify(%L, %L)', t, k('ec256_pub'))) AS revoked FROM memo_tok;
+DELETE FROM jwt_revoked;
+-- off
+SET jwt.verify_cache_size = 0;
+SELECT jwt_verify(t, k('ec256_pub')) ->> 'sub' AS uncached FROM memo_tok;
+SELECT capacity, entries FROM jwt_cache_stats() WHERE cache = 'verify';
+RESET jwt.verify_cache_size;
+
+SELECT cache, entries > 0 AS has_entries, capacity FROM jwt_cache_stats() ORDER BY cache;
+DROP TABLE memo_tok, memo_last;
+DROP FUNCTION memo();
 DROP TABLE kc_tokens;
 DROP FUNCTION cached_keys();

@@ -15,6 +15,7 @@
 #include "commands/trigger.h"
 #include "common/int.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -32,6 +33,7 @@
 #include "revocation.h"
 #include "session.h"
 #include "token.h"
+#include "verifycache.h"
 
 PG_MODULE_MAGIC;
 
@@ -122,6 +124,13 @@ _PG_init(void)
 							"0 parses the key on every call.",
 							&jwt_key_cache_size,
 							16, 0, 256,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("jwt.verify_cache_size",
+							"Verified RS/PS/ES/EdDSA signatures remembered per backend.",
+							"48 bytes each; 0 verifies every signature every time.",
+							&jwt_verify_cache_size,
+							1024, 0, 1024 * 1024,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 	jwt_session_init();
@@ -629,6 +638,44 @@ jwt_family_revoke_sql(PG_FUNCTION_ARGS)
 	char	   *reason = text_to_cstring(PG_GETARG_TEXT_PP(1));
 
 	PG_RETURN_BOOL(jwt_family_revoke(family, reason));
+}
+
+/*
+ * jwt_cache_stats(): the per-backend caches, for sizing them
+ * (cache, entries, capacity, bytes, hits, misses)
+ */
+PG_FUNCTION_INFO_V1(jwt_cache_stats);
+Datum
+jwt_cache_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	struct
+	{
+		const char *name;
+		JwtCacheStats *stats;
+	}			caches[] = {
+		{"key", &jwt_key_cache_stats},
+		{"verify", &jwt_verify_cache_stats},
+	};
+
+	InitMaterializedSRF(fcinfo, 0);
+	jwt_key_cache_fill_stats();
+	jwt_verify_cache_fill_stats();
+	for (int i = 0; i < (int) lengthof(caches); i++)
+	{
+		Datum		values[6];
+		bool		nulls[6] = {false};
+		JwtCacheStats *st = caches[i].stats;
+
+		values[0] = CStringGetTextDatum(caches[i].name);
+		values[1] = Int64GetDatum(st->entries);
+		values[2] = Int64GetDatum(st->capacity);
+		values[3] = Int64GetDatum(st->bytes);
+		values[4] = Int64GetDatum(st->hits);
+		values[5] = Int64GetDatum(st->misses);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }
 
 /* ----------------------------------------------------------------

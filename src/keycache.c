@@ -3,8 +3,9 @@
  *		Parsed key arguments, kept per backend by the SHA-256 of their text.
  *
  * Parsing a PEM or a JWK costs far more than using the key: an RSA public
- * key in PEM takes about 20 times as long to read as to verify a signature
- * with.  Applications pass the same few keys on every call, so the parsed
+ * key in PEM takes about 10 times as long to read as to verify a signature
+ * with.  A key set (JWKS) is kept as parsed JSON; its entries are still
+ * turned into keys when a token selects them.  Applications pass the same few keys on every call, so the parsed
  * key is kept, in a context of its own, and found again by the digest of
  * the argument's text.  The text itself is not kept.
  *
@@ -21,6 +22,7 @@
 #include "utils/memutils.h"
 
 #include "keycache.h"
+#include "verifycache.h"
 
 #define DIGEST_LEN	32
 
@@ -40,6 +42,8 @@ static MemoryContext cache_cxt = NULL;
 static KeyCacheEntry entries[KEY_CACHE_MAX];
 static uint64 use_clock = 0;
 
+JwtCacheStats jwt_key_cache_stats;
+
 static void
 text_digest(const char *data, size_t len, unsigned char *out)
 {
@@ -52,6 +56,25 @@ text_digest(const char *data, size_t len, unsigned char *out)
 		elog(ERROR, "could not compute SHA-256");
 }
 
+/* JSON (a JWK, or a key set) or PEM: the kinds that cost a parse */
+static bool
+worth_caching(const char *data, size_t len)
+{
+	const char *p = data;
+	const char *end = data + len;
+
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	if (p < end && *p == '{')
+		return true;
+	for (; p + 11 <= end; p++)
+	{
+		if (*p == '-' && memcmp(p, "-----BEGIN ", 11) == 0)
+			return true;
+	}
+	return false;
+}
+
 static void
 evict(KeyCacheEntry *e)
 {
@@ -59,6 +82,24 @@ evict(KeyCacheEntry *e)
 		MemoryContextDelete(e->cxt);	/* releases the key */
 	e->cxt = NULL;
 	e->arg = NULL;
+}
+
+void
+jwt_key_cache_fill_stats(void)
+{
+	int			size = Min(jwt_key_cache_size, KEY_CACHE_MAX);
+
+	jwt_key_cache_stats.entries = 0;
+	jwt_key_cache_stats.bytes = 0;
+	for (int i = 0; i < KEY_CACHE_MAX; i++)
+	{
+		if (entries[i].cxt != NULL)
+		{
+			jwt_key_cache_stats.entries++;
+			jwt_key_cache_stats.bytes += MemoryContextMemAllocated(entries[i].cxt, true);
+		}
+	}
+	jwt_key_cache_stats.capacity = Max(size, 0);
 }
 
 JwtKeyArg *
@@ -74,7 +115,8 @@ jwt_key_arg_cached(const char *data, size_t len)
 	/* slots beyond a lowered jwt.key_cache_size are emptied */
 	for (int i = size; i < KEY_CACHE_MAX && entries[i].cxt != NULL; i++)
 		evict(&entries[i]);
-	if (size <= 0)
+	/* a secret is used as it is: nothing to parse, nothing to keep */
+	if (size <= 0 || !worth_caching(data, len))
 		return jwt_key_arg_from_text(data, len);
 
 	text_digest(data, len, digest);
@@ -85,18 +127,20 @@ jwt_key_arg_cached(const char *data, size_t len)
 		if (e->cxt != NULL && memcmp(e->digest, digest, DIGEST_LEN) == 0)
 		{
 			e->last_used = ++use_clock;
+			jwt_key_cache_stats.hits++;
 			return e->arg;
 		}
 		if (slot == NULL || (slot->cxt != NULL && (e->cxt == NULL || e->last_used < slot->last_used)))
 			slot = e;
 	}
 
+	jwt_key_cache_stats.misses++;
 	/* parse where an error would release it with the call */
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "jwt cached key", ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	arg = jwt_key_arg_from_text(data, len);
 	MemoryContextSwitchTo(old);
-	if (arg->kind != JWT_KEYARG_PEM && arg->kind != JWT_KEYARG_JWK)
+	if (arg->kind == JWT_KEYARG_SECRET)
 		return arg;				/* freed with the caller's context */
 
 	if (cache_cxt == NULL)

@@ -9,15 +9,20 @@
 #include "postgres.h"
 
 #include "keys.h"
+#include "verifycache.h"
 
 /* Entries kept (jwt.key_cache_size); 0 turns the cache off. */
 extern int	jwt_key_cache_size;
 
 /*
- * jwt_key_arg_from_text, through the cache: PEM and JWK arguments come back
- * marked cached (jwt_key_arg_release leaves them alone); secrets and key
- * sets are not cached, as they cost nothing to "parse" or are parsed lazily.
+ * jwt_key_arg_from_text, through the cache: PEM, JWK and JWKS arguments come
+ * back marked cached (jwt_key_arg_release leaves them alone); secrets, which
+ * cost nothing to "parse", are not cached.
  */
 extern JwtKeyArg *jwt_key_arg_cached(const char *data, size_t len);
+
+/* Its counters for jwt_cache_stats(); fill_stats brings them up to date. */
+extern JwtCacheStats jwt_key_cache_stats;
+extern void jwt_key_cache_fill_stats(void);
 
 #endif							/* JWT_KEYCACHE_H */

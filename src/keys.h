@@ -33,6 +33,8 @@ typedef struct JwtKey
 	char	   *kid;			/* JWK "kid", or NULL */
 	unsigned char *secret_copy; /* owned secret bytes, wiped on release */
 	size_t		secret_copy_len;
+	bool		has_id;			/* id computed (verifycache.c) */
+	unsigned char id[32];		/* SHA-256 of the public key, DER SPKI */
 	MemoryContextCallback cleanup;
 } JwtKey;
 

@@ -27,6 +27,7 @@
 #include "errcodes.h"
 #include "jsonutil.h"
 #include "token.h"
+#include "verifycache.h"
 
 /* NumericDate bounds: 1970 to the end of year 9999, in seconds */
 #define NUMERIC_DATE_MAX	INT64CONST(253402300799)
@@ -445,11 +446,24 @@ static bool
 verify_signature(const JwtParts *parts, const JwsAlg *alg, JwtKey **keys,
 				 int nkeys, JwtFailure *f)
 {
-	unsigned char *sig = palloc(B64URL_DECODED_MAX(parts->sig_len) + 1);
+	unsigned char *sig;
 	size_t		siglen;
 	bool		saw_bad_signature = false;
 	bool		saw_mismatch = false;
+	unsigned char digests[JWT_MAX_CANDIDATES][JWT_VERIFY_DIGEST_LEN];
+	bool		memo[JWT_MAX_CANDIDATES];
 
+	/* a signature this key verified before verifies again */
+	for (int i = 0; i < nkeys && i < JWT_MAX_CANDIDATES; i++)
+	{
+		memo[i] = jwt_verify_cache_applies(keys[i], alg, parts->token,
+										   parts->sig_off + parts->sig_len,
+										   digests[i]);
+		if (memo[i] && jwt_verify_cache_hit(digests[i]))
+			return true;
+	}
+
+	sig = palloc(B64URL_DECODED_MAX(parts->sig_len) + 1);
 	if (!b64url_decode(parts->token + parts->sig_off, parts->sig_len, sig, &siglen))
 	{
 		pfree(sig);
@@ -465,6 +479,8 @@ verify_signature(const JwtParts *parts, const JwsAlg *alg, JwtKey **keys,
 
 		if (st == JWS_OK)
 		{
+			if (i < JWT_MAX_CANDIDATES && memo[i])
+				jwt_verify_cache_add(digests[i]);
 			pfree(sig);
 			return true;
 		}

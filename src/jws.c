@@ -206,25 +206,49 @@ hmac_compute(const JwsAlg *alg, const JwsKey *key,
 			 const unsigned char *msg, size_t msglen,
 			 unsigned char *out, size_t *outlen)
 {
-	EVP_MAC    *mac = get_hmac();
-	EVP_MAC_CTX *ctx;
-	OSSL_PARAM	params[2];
+	static EVP_MAC_CTX *ctx_cache[N_DIGESTS];
+	static const unsigned char scrub[1] = {0};
+	EVP_MAC_CTX **ctxp = &ctx_cache[alg->digest_index];
 	JwsStatus	st = JWS_CRYPTO_ERROR;
 
-	if (mac == NULL)
+	/* a NULL key would make EVP_MAC_init reuse the last one */
+	if (key->secret == NULL)
 		goto done;
-	ctx = EVP_MAC_CTX_new(mac);
-	if (ctx == NULL)
-		goto done;
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-												 (char *) alg->digest, 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if (EVP_MAC_init(ctx, key->secret, key->secret_len, params) == 1 &&
-		EVP_MAC_update(ctx, msg, msglen) == 1 &&
-		EVP_MAC_final(ctx, out, outlen, (size_t) alg->hash_len) == 1 &&
+
+	/*
+	 * One context per digest, kept: creating one and fetching its digest by
+	 * name took most of an HS256 call.  It is keyed afresh for every MAC
+	 * and re-keyed with a one-byte zero key afterwards, so that no state
+	 * derived from a secret stays behind between calls.
+	 */
+	if (*ctxp == NULL)
+	{
+		EVP_MAC   *mac = get_hmac();
+		OSSL_PARAM	params[2];
+
+		if (mac == NULL || (*ctxp = EVP_MAC_CTX_new(mac)) == NULL)
+			goto done;
+		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+													 (char *) alg->digest, 0);
+		params[1] = OSSL_PARAM_construct_end();
+		if (EVP_MAC_CTX_set_params(*ctxp, params) != 1)
+		{
+			EVP_MAC_CTX_free(*ctxp);
+			*ctxp = NULL;
+			goto done;
+		}
+	}
+	if (EVP_MAC_init(*ctxp, key->secret, key->secret_len, NULL) == 1 &&
+		EVP_MAC_update(*ctxp, msg, msglen) == 1 &&
+		EVP_MAC_final(*ctxp, out, outlen, (size_t) alg->hash_len) == 1 &&
 		*outlen == (size_t) alg->hash_len)
 		st = JWS_OK;
-	EVP_MAC_CTX_free(ctx);
+	if (EVP_MAC_init(*ctxp, scrub, sizeof(scrub), NULL) != 1)
+	{
+		/* cannot scrub it: do not keep it */
+		EVP_MAC_CTX_free(*ctxp);
+		*ctxp = NULL;
+	}
 done:
 	if (st != JWS_OK)
 		ERR_clear_error();

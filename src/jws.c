@@ -150,7 +150,10 @@ jws_key_fits(const JwsAlg *alg, const JwsKey *key)
 		case JWS_RSA_PSS:
 			if (!EVP_PKEY_is_a(pkey, "RSA"))
 				return JWS_KEY_TYPE_MISMATCH;
-			return rsa_key_check(pkey);
+			/* reading e back out of the key costs more than using it */
+			if (key->rsa_status == 0)
+				((JwsKey *) key)->rsa_status = (int) rsa_key_check(pkey) + 1;
+			return (JwsStatus) (key->rsa_status - 1);
 
 		case JWS_ECDSA:
 			{

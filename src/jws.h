@@ -54,6 +54,8 @@ typedef struct JwsKey
 	EVP_PKEY   *pkey;
 	const unsigned char *secret;
 	size_t		secret_len;
+	int			rsa_status;		/* memo of the RSA key check: 0 not yet, else
+								 * JwsStatus + 1 (a key never changes) */
 } JwsKey;
 
 #define JWS_RSA_MIN_BITS	2048

@@ -156,7 +156,7 @@ alg_get(const char *name)
 static JwsKey
 pkey_key(EVP_PKEY *pkey)
 {
-	JwsKey		key = {pkey, NULL, 0};
+	JwsKey		key = {.pkey = pkey};
 
 	return key;
 }
@@ -164,7 +164,7 @@ pkey_key(EVP_PKEY *pkey)
 static JwsKey
 secret_key(const void *secret, size_t len)
 {
-	JwsKey		key = {NULL, (const unsigned char *) secret, len};
+	JwsKey		key = {.secret = (const unsigned char *) secret, .secret_len = len};
 
 	return key;
 }
@@ -837,7 +837,7 @@ test_key_fits(void)
 	JwsKey		secret = secret_key("k", 1);
 	JwsKey		empty = secret_key("", 0);
 	JwsKey		nothing = secret_key(NULL, 0);
-	JwsKey		both = {rsa2048, (const unsigned char *) "k", 1};
+	JwsKey		both = {.pkey = rsa2048, .secret = (const unsigned char *) "k", .secret_len = 1};
 	EVP_PKEY   *e1 = rsa2048_with_exponent(1);
 	EVP_PKEY   *e3 = rsa2048_with_exponent(3);
 	EVP_PKEY   *e_even = rsa2048_with_exponent(65536);

@@ -239,6 +239,27 @@ jwt_numeric_date(JsonbValue *v, TimestampTz *ts)
 		numeric_is_inf(v->val.numeric))
 		return false;
 	d = NumericGetDatum(v->val.numeric);
+
+	/*
+	 * The usual case, whole seconds that fit 32 bits (until 2038): no numeric
+	 * arithmetic.  A display scale of 0 means an integer (1e3 is stored as
+	 * 1000, scale 0), which then converts exactly; anything else takes the
+	 * general path below.
+	 */
+	if (DatumGetInt32(DirectFunctionCall1(numeric_scale, d)) == 0)
+	{
+		bool		err = false;
+		int32		secs = numeric_int4_opt_error(v->val.numeric, &err);
+
+		if (!err)
+		{
+			if (secs < 0)
+				return false;
+			*ts = (int64) secs * USECS_PER_SEC - UNIX_TO_PG_USEC;
+			return true;
+		}
+	}
+
 	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, d,
 										  NumericGetDatum(const_numeric(0, &zero)))) < 0 ||
 		DatumGetInt32(DirectFunctionCall2(numeric_cmp, d,

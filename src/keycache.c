@@ -47,32 +47,10 @@ JwtCacheStats jwt_key_cache_stats;
 static void
 text_digest(const char *data, size_t len, unsigned char *out)
 {
-	static EVP_MD *sha256 = NULL;
 	unsigned int outlen;
 
-	if (sha256 == NULL && (sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
-		elog(ERROR, "could not fetch SHA-256");
-	if (EVP_Digest(data, len, out, &outlen, sha256, NULL) != 1 || outlen != DIGEST_LEN)
+	if (EVP_Digest(data, len, out, &outlen, jwt_sha256(), NULL) != 1 || outlen != DIGEST_LEN)
 		elog(ERROR, "could not compute SHA-256");
-}
-
-/* JSON (a JWK, or a key set) or PEM: the kinds that cost a parse */
-static bool
-worth_caching(const char *data, size_t len)
-{
-	const char *p = data;
-	const char *end = data + len;
-
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	if (p < end && *p == '{')
-		return true;
-	for (; p + 11 <= end; p++)
-	{
-		if (*p == '-' && memcmp(p, "-----BEGIN ", 11) == 0)
-			return true;
-	}
-	return false;
 }
 
 static void
@@ -116,7 +94,7 @@ jwt_key_arg_cached(const char *data, size_t len)
 	for (int i = size; i < KEY_CACHE_MAX && entries[i].cxt != NULL; i++)
 		evict(&entries[i]);
 	/* a secret is used as it is: nothing to parse, nothing to keep */
-	if (size <= 0 || !worth_caching(data, len))
+	if (size <= 0 || jwt_key_text_is_secret(data, len))
 		return jwt_key_arg_from_text(data, len);
 
 	text_digest(data, len, digest);

@@ -560,6 +560,14 @@ skip_space(const char *p, const char *end)
 	return p;
 }
 
+bool
+jwt_key_text_is_secret(const char *data, size_t len)
+{
+	const char *p = skip_space(data, data + len);
+
+	return !(p < data + len && *p == '{') && !contains(data, len, "-----BEGIN ");
+}
+
 JwtKeyArg *
 jwt_key_arg_from_text(const char *data, size_t len)
 {

@@ -63,6 +63,9 @@ typedef struct JwtKeyArg
  */
 extern JwtKeyArg *jwt_key_arg_from_text(const char *data, size_t len);
 
+/* Would jwt_key_arg_from_text read this text as an HMAC secret (no parse)? */
+extern bool jwt_key_text_is_secret(const char *data, size_t len);
+
 /* A bytea key argument: an HMAC secret (DER-encoded key material refused). */
 extern JwtKeyArg *jwt_key_arg_from_bytes(const unsigned char *data, size_t len);
 

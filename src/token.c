@@ -471,17 +471,20 @@ verify_signature(const JwtParts *parts, const JwsAlg *alg, JwtKey **keys,
 	size_t		siglen;
 	bool		saw_bad_signature = false;
 	bool		saw_mismatch = false;
+	unsigned char token_digest[JWT_VERIFY_DIGEST_LEN];
 	unsigned char digests[JWT_MAX_CANDIDATES][JWT_VERIFY_DIGEST_LEN];
-	bool		memo[JWT_MAX_CANDIDATES];
+	bool		memo[JWT_MAX_CANDIDATES] = {false};
 
 	/* a signature this key verified before verifies again */
-	for (int i = 0; i < nkeys && i < JWT_MAX_CANDIDATES; i++)
+	if (jwt_verify_cache_token_digest(alg, parts->token,
+									  parts->sig_off + parts->sig_len, token_digest))
 	{
-		memo[i] = jwt_verify_cache_applies(keys[i], alg, parts->token,
-										   parts->sig_off + parts->sig_len,
-										   digests[i]);
-		if (memo[i] && jwt_verify_cache_hit(digests[i]))
-			return true;
+		for (int i = 0; i < nkeys && i < JWT_MAX_CANDIDATES; i++)
+		{
+			memo[i] = jwt_verify_cache_key_digest(keys[i], alg, token_digest, digests[i]);
+			if (memo[i] && jwt_verify_cache_hit(digests[i]))
+				return true;
+		}
 	}
 
 	sig = palloc(B64URL_DECODED_MAX(parts->sig_len) + 1);

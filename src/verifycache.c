@@ -6,8 +6,9 @@
  * application that presents the same bearer token on every request pays
  * that each time.  What is remembered is only the outcome of the pure
  * function verify(public key, algorithm, signing input, signature) = yes,
- * under the SHA-256 of the key's public part (DER SPKI), the algorithm and
- * the whole token text.  Nothing that can change is cached: the token's
+ * under the SHA-256 of the key's public part (DER SPKI), the SHA-256 of the
+ * whole token text (computed once per call, whatever the number of
+ * candidate keys) and the algorithm.  Nothing that can change is cached: the token's
  * claims (exp, nbf, aud, ...), the key's state in the key table and the
  * revocation tables are checked on every call exactly as without the memo.
  * A different token text -- another signature for the same claims, as
@@ -41,8 +42,8 @@ static uint64 use_clock = 0;
 
 JwtCacheStats jwt_verify_cache_stats;
 
-static EVP_MD *
-sha256(void)
+EVP_MD *
+jwt_sha256(void)
 {
 	static EVP_MD *md = NULL;
 
@@ -95,30 +96,35 @@ key_id(JwtKey *key)
 		return true;
 	if (key->jws.pkey == NULL || (len = i2d_PUBKEY(key->jws.pkey, &der)) <= 0)
 		return false;
-	ok = EVP_Digest(der, len, key->id, NULL, sha256(), NULL) == 1;
+	ok = EVP_Digest(der, len, key->id, NULL, jwt_sha256(), NULL) == 1;
 	OPENSSL_free(der);
 	key->has_id = ok;
 	return ok;
 }
 
 bool
-jwt_verify_cache_applies(JwtKey *key, const JwsAlg *alg, const char *token,
-						 size_t len, unsigned char *digest)
+jwt_verify_cache_token_digest(const JwsAlg *alg, const char *token, size_t len,
+							  unsigned char *token_digest)
 {
-	EVP_MD_CTX *ctx;
-	bool		ok;
+	if (alg->family == JWS_HMAC || !ensure_table())
+		return false;
+	return EVP_Digest(token, len, token_digest, NULL, jwt_sha256(), NULL) == 1;
+}
 
-	if (alg->family == JWS_HMAC || !ensure_table() || !key_id(key))
+bool
+jwt_verify_cache_key_digest(JwtKey *key, const JwsAlg *alg,
+							const unsigned char *token_digest, unsigned char *digest)
+{
+	unsigned char buf[2 * JWT_VERIFY_DIGEST_LEN + 16];
+	size_t		namelen = strlen(alg->name);
+
+	if (!key_id(key) || namelen >= 16)
 		return false;
-	if ((ctx = EVP_MD_CTX_new()) == NULL)
-		return false;
-	ok = EVP_DigestInit_ex(ctx, sha256(), NULL) == 1 &&
-		EVP_DigestUpdate(ctx, key->id, sizeof(key->id)) == 1 &&
-		EVP_DigestUpdate(ctx, alg->name, strlen(alg->name) + 1) == 1 &&
-		EVP_DigestUpdate(ctx, token, len) == 1 &&
-		EVP_DigestFinal_ex(ctx, digest, NULL) == 1;
-	EVP_MD_CTX_free(ctx);
-	return ok;
+	memcpy(buf, key->id, JWT_VERIFY_DIGEST_LEN);
+	memcpy(buf + JWT_VERIFY_DIGEST_LEN, token_digest, JWT_VERIFY_DIGEST_LEN);
+	memcpy(buf + 2 * JWT_VERIFY_DIGEST_LEN, alg->name, namelen + 1);
+	return EVP_Digest(buf, 2 * JWT_VERIFY_DIGEST_LEN + namelen + 1, digest, NULL,
+					  jwt_sha256(), NULL) == 1;
 }
 
 static MemoEntry *

@@ -10,6 +10,8 @@
 
 #include "postgres.h"
 
+#include <openssl/evp.h>
+
 #include "jws.h"
 #include "keys.h"
 
@@ -28,17 +30,23 @@ typedef struct JwtCacheStats
 extern JwtCacheStats jwt_verify_cache_stats;
 extern void jwt_verify_cache_fill_stats(void);
 
+/* SHA-256, fetched once per backend */
+extern EVP_MD *jwt_sha256(void);
+
 /* Entries kept (jwt.verify_cache_size); 0 turns the memo off. */
 extern int	jwt_verify_cache_size;
 
 /*
- * Whether this key verified this token's signature before.  digest receives
- * what jwt_verify_cache_add needs to remember it; false without one when the
- * memo does not apply (off, an HMAC key: recomputing a MAC costs no more).
+ * The memo's key for a token is made in two steps: the token's digest, once
+ * per call (false when the memo does not apply: it is off, or the algorithm
+ * is HMAC, whose MAC costs no more than the lookup), then one digest per
+ * candidate key (false for a key without a public part).
  */
-extern bool jwt_verify_cache_applies(JwtKey *key, const JwsAlg *alg,
-									 const char *token, size_t len,
-									 unsigned char *digest);
+extern bool jwt_verify_cache_token_digest(const JwsAlg *alg, const char *token,
+										  size_t len, unsigned char *token_digest);
+extern bool jwt_verify_cache_key_digest(JwtKey *key, const JwsAlg *alg,
+										const unsigned char *token_digest,
+										unsigned char *digest);
 extern bool jwt_verify_cache_hit(const unsigned char *digest);
 extern void jwt_verify_cache_add(const unsigned char *digest);
 

@@ -28,21 +28,16 @@ import subprocess
 import sys
 import time
 
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'stress'))
+from stresslib import Tally  # noqa: E402
+
 DB = 'jwt_concurrency'
 LOCK = 424242
 TIMEOUT = 60
 
-passed = 0
-failed = 0
-
-
-def check(ok, name, detail=''):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print('FAIL: %s%s' % (name, (': ' + detail) if detail else ''), flush=True)
+T = Tally()
+check = T.check
 
 
 def psql(sql, db=DB):
@@ -154,8 +149,7 @@ def main():
         check(False, 'the suite ran to the end', '%s: %s' % (type(e).__name__, e))
     finally:
         psql('DROP DATABASE IF EXISTS %s' % DB, db='postgres')
-    print('%d passed, %d failed' % (passed, failed))
-    return 1 if failed else 0
+    return T.finish()
 
 
 if __name__ == '__main__':

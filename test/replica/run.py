@@ -41,6 +41,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(HERE, '..', 'stress'))
 from stresslib import Session, Tally  # noqa: E402
 

@@ -2,23 +2,33 @@
  * jsonutil.c
  *		Strict JSON parsing into jsonb, and compact JSON output.
  *
- * The parser drives PostgreSQL's JSON lexer (common/jsonapi.h) with semantic
- * actions that build the jsonb value directly, as jsonb_in does, and adds
+ * The parser is a recursive-descent scanner over the UTF-8 text that builds
+ * the JsonbValue tree directly and converts it with JsonbValueToJsonb.  It
+ * accepts exactly RFC 8259 JSON, as PostgreSQL's own lexer does, and adds
  * what untrusted token text needs:
  *
- *	- valid UTF-8 without NUL bytes, checked before lexing;
- *	- a nesting bound checked by a pre-scan, so the recursive-descent parser
- *	  never gets deep enough to hit the stack-depth error;
- *	- duplicate member names detected: pushJsonbValue() removes duplicates
- *	  when an object ends, so a pair count that shrinks means a duplicate;
+ *	- valid UTF-8 without NUL bytes, checked before scanning;
+ *	- a nesting bound (JWT_JSON_MAX_DEPTH), so recursion stays shallow;
+ *	- duplicate member names detected, in any object;
  *	- numbers of absurd magnitude refused before numeric_in could raise.
  *
  * None of these raise an error; the caller gets a JsonStrictError and
  * chooses the SQLSTATE.  (Only out-of-memory can still raise.)
+ *
+ * It replaced a parser driven by PostgreSQL's JSON lexer (common/jsonapi.h),
+ * which de-escapes strings one character at a time into a StringInfo and
+ * copies every member name: most of an HS256 verification went there.  This
+ * one points string values into the decoded segment when they hold no
+ * escape, converts integers of up to 18 digits without numeric_in, and
+ * sorts an object's members once, when the object ends.
+ *
+ * When the text has several problems, the one reported is the first of:
+ * encoding, nesting, syntax, number, duplicate name, not an object.  The
+ * scanner stops at the first problem it meets, so on failure the whole text
+ * is re-examined for the problems that rank above what it found.
  */
 #include "postgres.h"
 
-#include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -31,13 +41,24 @@
 #define JSON_MAX_EXPONENT	1000
 #define JSON_MAX_NUMBER_LEN 1000
 
-typedef struct StrictParseState
+/* Integers of up to this many digits convert without numeric_in */
+#define JSON_FAST_INT_DIGITS 18
+
+/* Members or elements a container starts with room for */
+#define JSON_INITIAL_SLOTS	8
+
+/* Objects up to this size are sorted by insertion, larger ones by qsort */
+#define JSON_INSERTION_SORT_MAX 16
+
+typedef struct JsonScan
 {
-	JsonbParseState *pstate;
-	JsonbValue *result;
-	bool		duplicate;
-	bool		bad_number;
-} StrictParseState;
+	const char *p;				/* next byte to read */
+	const char *end;
+	bool		utf8_db;		/* database encoding is UTF-8 */
+	JsonStrictError err;		/* why scanning stopped, when it did */
+	bool		bad_number;		/* a number out of range (scanning goes on) */
+	bool		duplicate;		/* an object repeats a name (scanning goes on) */
+} JsonScan;
 
 /*
  * Maximum nesting of objects and arrays, ignoring brackets inside strings.
@@ -73,147 +94,6 @@ depth_within(const char *s, size_t len, int limit)
 	return true;
 }
 
-/*
- * A JSON number token (already validated by the lexer) whose decimal
- * exponent stays within JSON_MAX_EXPONENT, so numeric_in cannot overflow.
- */
-static bool
-number_is_sane(const char *tok)
-{
-	size_t		len = strlen(tok);
-	const char *e;
-	long		exp10 = 0;
-	long		intdigits = 0;
-	const char *p = tok;
-
-	if (len > JSON_MAX_NUMBER_LEN)
-		return false;
-	if (*p == '-')
-		p++;
-	while (*p >= '0' && *p <= '9')
-	{
-		intdigits++;
-		p++;
-	}
-	e = strpbrk(tok, "eE");
-	if (e != NULL)
-	{
-		errno = 0;
-		exp10 = strtol(e + 1, NULL, 10);
-		if (errno != 0 || exp10 > JSON_MAX_EXPONENT || exp10 < -JSON_MAX_EXPONENT)
-			return false;
-	}
-	return intdigits + exp10 <= JSON_MAX_EXPONENT;
-}
-
-static JSON_ACTION_TYPE
-sp_object_start(void *arg)
-{
-	StrictParseState *st = (StrictParseState *) arg;
-
-	pushJsonbValue(&st->pstate, WJB_BEGIN_OBJECT, NULL);
-	JSON_ACTION_DONE;
-}
-
-static JSON_ACTION_TYPE
-sp_object_end(void *arg)
-{
-	StrictParseState *st = (StrictParseState *) arg;
-	int			before = st->pstate->contVal.val.object.nPairs;
-	JsonbValue *res;
-
-	res = pushJsonbValue(&st->pstate, WJB_END_OBJECT, NULL);
-	if (res->val.object.nPairs != before)
-		st->duplicate = true;
-	if (st->pstate == NULL)
-		st->result = res;
-	JSON_ACTION_DONE;
-}
-
-static JSON_ACTION_TYPE
-sp_array_start(void *arg)
-{
-	StrictParseState *st = (StrictParseState *) arg;
-
-	pushJsonbValue(&st->pstate, WJB_BEGIN_ARRAY, NULL);
-	JSON_ACTION_DONE;
-}
-
-static JSON_ACTION_TYPE
-sp_array_end(void *arg)
-{
-	StrictParseState *st = (StrictParseState *) arg;
-	JsonbValue *res;
-
-	res = pushJsonbValue(&st->pstate, WJB_END_ARRAY, NULL);
-	if (st->pstate == NULL)
-		st->result = res;
-	JSON_ACTION_DONE;
-}
-
-static JSON_ACTION_TYPE
-sp_object_field_start(void *arg, char *fname, bool isnull)
-{
-	StrictParseState *st = (StrictParseState *) arg;
-	JsonbValue	v;
-
-	(void) isnull;
-	v.type = jbvString;
-	v.val.string.len = strlen(fname);
-	v.val.string.val = fname;
-	pushJsonbValue(&st->pstate, WJB_KEY, &v);
-	JSON_ACTION_DONE;
-}
-
-static JSON_ACTION_TYPE
-sp_scalar(void *arg, char *token, JsonTokenType tokentype)
-{
-	StrictParseState *st = (StrictParseState *) arg;
-	JsonbValue	v;
-
-	switch (tokentype)
-	{
-		case JSON_TOKEN_STRING:
-			v.type = jbvString;
-			v.val.string.len = strlen(token);
-			v.val.string.val = token;
-			break;
-		case JSON_TOKEN_NUMBER:
-			if (!number_is_sane(token))
-			{
-				st->bad_number = true;
-				v.type = jbvNull;
-				break;
-			}
-			v.type = jbvNumeric;
-			v.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in,
-																CStringGetDatum(token),
-																ObjectIdGetDatum(InvalidOid),
-																Int32GetDatum(-1)));
-			break;
-		case JSON_TOKEN_TRUE:
-			v.type = jbvBool;
-			v.val.boolean = true;
-			break;
-		case JSON_TOKEN_FALSE:
-			v.type = jbvBool;
-			v.val.boolean = false;
-			break;
-		default:
-			v.type = jbvNull;
-			break;
-	}
-
-	/* a scalar at top level is not an object; the caller reports that */
-	if (st->pstate == NULL)
-		JSON_ACTION_DONE;
-
-	if (st->pstate->contVal.type == jbvArray)
-		pushJsonbValue(&st->pstate, WJB_ELEM, &v);
-	else
-		pushJsonbValue(&st->pstate, WJB_VALUE, &v);
-	JSON_ACTION_DONE;
-}
 
 /*
  * In a database whose encoding is not UTF-8, the lexer turns a \u escape
@@ -261,60 +141,587 @@ escapes_fit_encoding(const char *data, size_t len)
 	return true;
 }
 
+/*
+ * A JSON number token of len bytes (already scanned as valid) whose decimal
+ * exponent stays within JSON_MAX_EXPONENT, so numeric_in cannot overflow.
+ */
+static bool
+number_is_sane(const char *tok, size_t len)
+{
+	const char *p = tok;
+	const char *end = tok + len;
+	long		exp10 = 0;
+	long		intdigits = 0;
+
+	if (len > JSON_MAX_NUMBER_LEN)
+		return false;
+	if (*p == '-')
+		p++;
+	while (p < end && *p >= '0' && *p <= '9')
+	{
+		intdigits++;
+		p++;
+	}
+	while (p < end && *p != 'e' && *p != 'E')
+		p++;
+	if (p < end)
+	{
+		bool		neg = false;
+
+		p++;
+		if (*p == '+' || *p == '-')
+			neg = (*p++ == '-');
+		/* digits beyond the bound need not be read: the bound is passed */
+		while (p < end && exp10 <= JSON_MAX_EXPONENT)
+			exp10 = exp10 * 10 + (*p++ - '0');
+		if (exp10 > JSON_MAX_EXPONENT)
+			return false;
+		if (neg)
+			exp10 = -exp10;
+	}
+	return intdigits + exp10 <= JSON_MAX_EXPONENT;
+}
+
+static bool
+scan_fail(JsonScan *s, JsonStrictError err)
+{
+	s->err = err;
+	return false;
+}
+
+static inline void
+skip_ws(JsonScan *s)
+{
+	while (s->p < s->end &&
+		   (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+		s->p++;
+}
+
+static inline int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The four hex digits of a \u escape at p (which is past the "\u"), or -1 */
+static int
+hex4(const char *p, const char *end)
+{
+	int			cp = 0;
+
+	if (end - p < 4)
+		return -1;
+	for (int i = 0; i < 4; i++)
+	{
+		int			h = hex_value(p[i]);
+
+		if (h < 0)
+			return -1;
+		cp = (cp << 4) | h;
+	}
+	return cp;
+}
+
+/*
+ * The rest of a string that holds an escape: from p (the first backslash)
+ * to the closing quote, de-escaped after the first `plain` bytes at start.
+ * Refuses what PostgreSQL's lexer refuses: unknown escapes, \u0000, a
+ * surrogate not in a proper pair.
+ */
+static bool
+scan_escaped_string(JsonScan *s, const char *start, const char *p,
+					JsonbValue *out)
+{
+	const char *q = p;
+	char	   *buf;
+	char	   *w;
+
+	/* find the closing quote, to size the buffer: nothing decodes longer */
+	while (q < s->end && *q != '"')
+		q += (*q == '\\') ? 2 : 1;
+	if (q >= s->end)
+		return scan_fail(s, JSON_STRICT_SYNTAX);
+
+	buf = palloc(q - start + 1);
+	memcpy(buf, start, p - start);
+	w = buf + (p - start);
+
+	while (*p != '"')
+	{
+		unsigned char c = (unsigned char) *p;
+		int			cp;
+
+		if (c < 0x20)
+			return scan_fail(s, JSON_STRICT_SYNTAX);
+		if (c != '\\')
+		{
+			*w++ = (char) c;
+			p++;
+			continue;
+		}
+		p++;					/* the backslash; q proves a byte follows */
+		switch (*p++)
+		{
+			case '"':
+				*w++ = '"';
+				continue;
+			case '\\':
+				*w++ = '\\';
+				continue;
+			case '/':
+				*w++ = '/';
+				continue;
+			case 'b':
+				*w++ = '\b';
+				continue;
+			case 'f':
+				*w++ = '\f';
+				continue;
+			case 'n':
+				*w++ = '\n';
+				continue;
+			case 'r':
+				*w++ = '\r';
+				continue;
+			case 't':
+				*w++ = '\t';
+				continue;
+			case 'u':
+				break;
+			default:
+				return scan_fail(s, JSON_STRICT_SYNTAX);
+		}
+
+		cp = hex4(p, s->end);
+		if (cp < 0)
+			return scan_fail(s, JSON_STRICT_SYNTAX);
+		p += 4;
+		if (cp >= 0xDC00 && cp <= 0xDFFF)
+			return scan_fail(s, JSON_STRICT_SYNTAX);	/* a lone low surrogate */
+		if (cp >= 0xD800 && cp <= 0xDBFF)
+		{
+			int			lo;
+
+			if (s->end - p < 2 || p[0] != '\\' || p[1] != 'u' ||
+				(lo = hex4(p + 2, s->end)) < 0xDC00 || lo > 0xDFFF)
+				return scan_fail(s, JSON_STRICT_SYNTAX);
+			p += 6;
+			cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+		}
+		if (cp == 0)
+			return scan_fail(s, JSON_STRICT_SYNTAX);	/* text cannot hold NUL */
+		if (cp > 0x7F && !s->utf8_db)
+			return scan_fail(s, JSON_STRICT_ENCODING);
+		w = (char *) unicode_to_utf8((pg_wchar) cp, (unsigned char *) w);
+		w += pg_utf_mblen((unsigned char *) w);
+	}
+
+	out->type = jbvString;
+	out->val.string.val = buf;
+	out->val.string.len = w - buf;
+	s->p = p + 1;
+	return true;
+}
+
+/*
+ * A string, at its opening quote.  Without escapes (the usual case) the
+ * value points into the text itself, which outlives the JsonbValue tree.
+ */
+static bool
+scan_string(JsonScan *s, JsonbValue *out)
+{
+	const char *start = s->p + 1;
+	const char *p = start;
+
+	while (p < s->end)
+	{
+		unsigned char c = (unsigned char) *p;
+
+		if (c == '"')
+		{
+			out->type = jbvString;
+			out->val.string.val = unconstify(char *, start);
+			out->val.string.len = p - start;
+			s->p = p + 1;
+			return true;
+		}
+		if (c == '\\')
+			return scan_escaped_string(s, start, p, out);
+		if (c < 0x20)
+			return scan_fail(s, JSON_STRICT_SYNTAX);
+		p++;
+	}
+	return scan_fail(s, JSON_STRICT_SYNTAX);
+}
+
+static inline bool
+is_digit(const char *p, const char *end)
+{
+	return p < end && *p >= '0' && *p <= '9';
+}
+
+/*
+ * A number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?.  What follows it
+ * is the caller's to check (so "01" and "1x" fail there, as in PostgreSQL).
+ */
+static bool
+scan_number(JsonScan *s, JsonbValue *out)
+{
+	const char *start = s->p;
+	const char *p = start;
+	const char *end = s->end;
+	bool		neg = false;
+	bool		integer = true;
+	int64		ival = 0;
+	int			ndigits = 0;
+
+	if (*p == '-')
+	{
+		neg = true;
+		p++;
+	}
+	if (!is_digit(p, end))
+		return scan_fail(s, JSON_STRICT_SYNTAX);
+	if (*p == '0')
+	{
+		p++;
+		ndigits = 1;
+	}
+	else
+	{
+		while (is_digit(p, end))
+		{
+			if (ndigits < JSON_FAST_INT_DIGITS)
+				ival = ival * 10 + (*p - '0');
+			ndigits++;
+			p++;
+		}
+	}
+	if (p < end && *p == '.')
+	{
+		integer = false;
+		p++;
+		if (!is_digit(p, end))
+			return scan_fail(s, JSON_STRICT_SYNTAX);
+		while (is_digit(p, end))
+			p++;
+	}
+	if (p < end && (*p == 'e' || *p == 'E'))
+	{
+		integer = false;
+		p++;
+		if (p < end && (*p == '+' || *p == '-'))
+			p++;
+		if (!is_digit(p, end))
+			return scan_fail(s, JSON_STRICT_SYNTAX);
+		while (is_digit(p, end))
+			p++;
+	}
+	s->p = p;
+
+	out->type = jbvNumeric;
+	if (integer && ndigits <= JSON_FAST_INT_DIGITS)
+	{
+		/* the same value numeric_in would give: scale 0, zero unsigned */
+		out->val.numeric = int64_to_numeric(neg ? -ival : ival);
+		return true;
+	}
+	if (!number_is_sane(start, p - start))
+	{
+		s->bad_number = true;
+		out->type = jbvNull;
+		return true;
+	}
+	out->val.numeric =
+		DatumGetNumeric(DirectFunctionCall3(numeric_in,
+											CStringGetDatum(pnstrdup(start, p - start)),
+											ObjectIdGetDatum(InvalidOid),
+											Int32GetDatum(-1)));
+	return true;
+}
+
+/* A literal true, false or null; what follows is the caller's to check */
+static bool
+scan_literal(JsonScan *s, const char *word, size_t len, JsonbValue *out)
+{
+	if ((size_t) (s->end - s->p) < len || memcmp(s->p, word, len) != 0)
+		return scan_fail(s, JSON_STRICT_SYNTAX);
+	s->p += len;
+	if (word[0] == 'n')
+		out->type = jbvNull;
+	else
+	{
+		out->type = jbvBool;
+		out->val.boolean = (word[0] == 't');
+	}
+	return true;
+}
+
+/* jsonb's member order: shorter names first, then bytewise */
+static int
+compare_names(const JsonbValue *a, const JsonbValue *b)
+{
+	if (a->val.string.len != b->val.string.len)
+		return (a->val.string.len > b->val.string.len) ? 1 : -1;
+	return memcmp(a->val.string.val, b->val.string.val, a->val.string.len);
+}
+
+static int
+compare_pairs(const void *a, const void *b)
+{
+	return compare_names(&((const JsonbPair *) a)->key,
+						 &((const JsonbPair *) b)->key);
+}
+
+/*
+ * Put an object's members in jsonb order and note whether a name repeats
+ * (equal names end up side by side).
+ */
+static void
+sort_members(JsonScan *s, JsonbPair *pairs, int n)
+{
+	if (n <= JSON_INSERTION_SORT_MAX)
+	{
+		for (int i = 1; i < n; i++)
+		{
+			JsonbPair	tmp = pairs[i];
+			int			j = i;
+
+			while (j > 0 && compare_names(&pairs[j - 1].key, &tmp.key) > 0)
+			{
+				pairs[j] = pairs[j - 1];
+				j--;
+			}
+			pairs[j] = tmp;
+		}
+	}
+	else
+		qsort(pairs, n, sizeof(JsonbPair), compare_pairs);
+
+	for (int i = 1; i < n; i++)
+		if (compare_names(&pairs[i - 1].key, &pairs[i].key) == 0)
+			s->duplicate = true;
+}
+
+static bool scan_value(JsonScan *s, JsonbValue *out, int depth);
+
+/* An object, at its "{"; depth counts it */
+static bool
+scan_object(JsonScan *s, JsonbValue *out, int depth)
+{
+	JsonbPair  *pairs = NULL;
+	int			n = 0;
+	int			size = 0;
+
+	if (depth > JWT_JSON_MAX_DEPTH)
+		return scan_fail(s, JSON_STRICT_TOO_DEEP);
+	s->p++;
+	skip_ws(s);
+	if (s->p < s->end && *s->p == '}')
+		s->p++;
+	else
+	{
+		for (;;)
+		{
+			if (n == size)
+			{
+				size = size ? size * 2 : JSON_INITIAL_SLOTS;
+				pairs = pairs ? repalloc(pairs, size * sizeof(JsonbPair))
+					: palloc(size * sizeof(JsonbPair));
+			}
+			if (s->p >= s->end || *s->p != '"' || !scan_string(s, &pairs[n].key))
+				return scan_fail(s, s->err ? s->err : JSON_STRICT_SYNTAX);
+			skip_ws(s);
+			if (s->p >= s->end || *s->p != ':')
+				return scan_fail(s, JSON_STRICT_SYNTAX);
+			s->p++;
+			skip_ws(s);
+			if (!scan_value(s, &pairs[n].value, depth))
+				return false;
+			pairs[n].order = n;
+			n++;
+			skip_ws(s);
+			if (s->p < s->end && *s->p == ',')
+			{
+				s->p++;
+				skip_ws(s);
+				continue;
+			}
+			if (s->p < s->end && *s->p == '}')
+			{
+				s->p++;
+				break;
+			}
+			return scan_fail(s, JSON_STRICT_SYNTAX);
+		}
+		sort_members(s, pairs, n);
+	}
+	out->type = jbvObject;
+	out->val.object.nPairs = n;
+	out->val.object.pairs = pairs;
+	return true;
+}
+
+/* An array, at its "["; depth counts it */
+static bool
+scan_array(JsonScan *s, JsonbValue *out, int depth)
+{
+	JsonbValue *elems = NULL;
+	int			n = 0;
+	int			size = 0;
+
+	if (depth > JWT_JSON_MAX_DEPTH)
+		return scan_fail(s, JSON_STRICT_TOO_DEEP);
+	s->p++;
+	skip_ws(s);
+	if (s->p < s->end && *s->p == ']')
+		s->p++;
+	else
+	{
+		for (;;)
+		{
+			if (n == size)
+			{
+				size = size ? size * 2 : JSON_INITIAL_SLOTS;
+				elems = elems ? repalloc(elems, size * sizeof(JsonbValue))
+					: palloc(size * sizeof(JsonbValue));
+			}
+			if (!scan_value(s, &elems[n], depth))
+				return false;
+			n++;
+			skip_ws(s);
+			if (s->p < s->end && *s->p == ',')
+			{
+				s->p++;
+				skip_ws(s);
+				continue;
+			}
+			if (s->p < s->end && *s->p == ']')
+			{
+				s->p++;
+				break;
+			}
+			return scan_fail(s, JSON_STRICT_SYNTAX);
+		}
+	}
+	out->type = jbvArray;
+	out->val.array.nElems = n;
+	out->val.array.elems = elems;
+	out->val.array.rawScalar = false;
+	return true;
+}
+
+/* Any value, at its first byte (whitespace already skipped) */
+static bool
+scan_value(JsonScan *s, JsonbValue *out, int depth)
+{
+	if (s->p >= s->end)
+		return scan_fail(s, JSON_STRICT_SYNTAX);
+	switch (*s->p)
+	{
+		case '{':
+			return scan_object(s, out, depth + 1);
+		case '[':
+			return scan_array(s, out, depth + 1);
+		case '"':
+			return scan_string(s, out);
+		case 't':
+			return scan_literal(s, "true", 4, out);
+		case 'f':
+			return scan_literal(s, "false", 5, out);
+		case 'n':
+			return scan_literal(s, "null", 4, out);
+		default:
+			return scan_number(s, out);
+	}
+}
+
+bool
+json_parse_tree_strict(const char *data, size_t len, JsonbValue *root,
+					   JsonStrictError *err)
+{
+	JsonScan	s;
+
+	if (len > (size_t) PG_INT32_MAX ||
+		!pg_verify_mbstr(PG_UTF8, data, (int) len, true))
+	{
+		*err = JSON_STRICT_ENCODING;
+		return false;
+	}
+
+	memset(&s, 0, sizeof(s));
+	s.p = data;
+	s.end = data + len;
+	s.utf8_db = (GetDatabaseEncoding() == PG_UTF8);
+	skip_ws(&s);
+	if (scan_value(&s, root, 0))
+	{
+		skip_ws(&s);
+		if (s.p != s.end)
+			scan_fail(&s, JSON_STRICT_SYNTAX);	/* text after the value */
+	}
+
+	/* a problem that ranks higher may lie beyond where scanning stopped */
+	if (s.err != JSON_STRICT_OK && s.err != JSON_STRICT_ENCODING)
+	{
+		if (!escapes_fit_encoding(data, len))
+			s.err = JSON_STRICT_ENCODING;
+		else if (!depth_within(data, len, JWT_JSON_MAX_DEPTH))
+			s.err = JSON_STRICT_TOO_DEEP;
+	}
+	else if (s.err == JSON_STRICT_OK)
+	{
+		if (s.bad_number)
+			s.err = JSON_STRICT_NUMBER;
+		else if (s.duplicate)
+			s.err = JSON_STRICT_DUPLICATE;
+		else if (root->type != jbvObject)
+			s.err = JSON_STRICT_NOT_OBJECT;
+	}
+	*err = s.err;
+	return s.err == JSON_STRICT_OK;
+}
+
 Jsonb *
 json_parse_object_strict(const char *data, size_t len, JsonStrictError *err)
 {
-	StrictParseState st;
-	JsonSemAction sem;
-	JsonLexContext *lex;
+	JsonbValue	root;
 
-	if (len > (size_t) PG_INT32_MAX ||
-		!pg_verify_mbstr(PG_UTF8, data, (int) len, true) ||
-		!escapes_fit_encoding(data, len))
-	{
-		*err = JSON_STRICT_ENCODING;
+	if (!json_parse_tree_strict(data, len, &root, err))
 		return NULL;
-	}
-	if (!depth_within(data, len, JWT_JSON_MAX_DEPTH))
-	{
-		*err = JSON_STRICT_TOO_DEEP;
-		return NULL;
-	}
+	return JsonbValueToJsonb(&root);
+}
 
-	memset(&st, 0, sizeof(st));
-	memset(&sem, 0, sizeof(sem));
-	sem.semstate = &st;
-	sem.object_start = sp_object_start;
-	sem.object_end = sp_object_end;
-	sem.array_start = sp_array_start;
-	sem.array_end = sp_array_end;
-	sem.object_field_start = sp_object_field_start;
-	sem.scalar = sp_scalar;
+JsonbValue *
+json_tree_member(const JsonbValue *obj, const char *name, int len)
+{
+	JsonbValue	key;
+	int			lo = 0;
+	int			hi = obj->val.object.nPairs;
 
-	/* the lexer wants a modifiable buffer but does not modify it */
-	lex = jwt_make_lex(unconstify(char *, data), (int) len, true);
-	if (pg_parse_json(lex, &sem) != JSON_SUCCESS)
+	Assert(obj->type == jbvObject);
+	key.type = jbvString;
+	key.val.string.val = unconstify(char *, name);
+	key.val.string.len = len;
+	while (lo < hi)
 	{
-		*err = JSON_STRICT_SYNTAX;
-		return NULL;
+		int			mid = lo + (hi - lo) / 2;
+		int			cmp = compare_names(&obj->val.object.pairs[mid].key, &key);
+
+		if (cmp == 0)
+			return &obj->val.object.pairs[mid].value;
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	if (st.bad_number)
-	{
-		*err = JSON_STRICT_NUMBER;
-		return NULL;
-	}
-	if (st.duplicate)
-	{
-		*err = JSON_STRICT_DUPLICATE;
-		return NULL;
-	}
-	if (st.result == NULL || st.result->type != jbvObject)
-	{
-		*err = JSON_STRICT_NOT_OBJECT;
-		return NULL;
-	}
-	*err = JSON_STRICT_OK;
-	return JsonbValueToJsonb(st.result);
+	return NULL;
 }
 
 const char *

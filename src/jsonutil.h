@@ -32,6 +32,17 @@ typedef enum JsonStrictError
 extern Jsonb *json_parse_object_strict(const char *data, size_t len,
 									   JsonStrictError *err);
 
+/*
+ * The same, into a JsonbValue tree (an object's members in jsonb order) that
+ * may point into data: for reading a few members without building a jsonb.
+ */
+extern bool json_parse_tree_strict(const char *data, size_t len,
+								   JsonbValue *root, JsonStrictError *err);
+
+/* A member of such a tree's object, or NULL; containers are jbvObject/Array */
+extern JsonbValue *json_tree_member(const JsonbValue *obj, const char *name,
+									int len);
+
 /* Human-readable reason, for errdetail. */
 extern const char *json_strict_error_text(JsonStrictError err);
 

@@ -84,28 +84,39 @@ jwt_split(const char *token, size_t len, JwtParts *parts, JwtFailure *f)
 	return true;
 }
 
-/* base64url-decode one segment and parse it as a strict JSON object */
-static Jsonb *
-decode_json_segment(const char *seg, size_t len, const char *bad_b64,
-					const char *bad_json, JwtFailure *f)
+/*
+ * base64url-decode one segment and parse it as a strict JSON object, into a
+ * tree that points into the decoded bytes (which stay allocated with it).
+ */
+static bool
+decode_json_tree(const char *seg, size_t len, const char *bad_b64,
+				 const char *bad_json, JsonbValue *root, JwtFailure *f)
 {
 	unsigned char *buf = palloc(B64URL_DECODED_MAX(len) + 1);
 	size_t		buflen;
-	Jsonb	   *jb;
 	JsonStrictError jerr;
 
 	if (!b64url_decode(seg, len, buf, &buflen))
 	{
 		pfree(buf);
-		fail(f, ERRCODE_JWT_DECODE, bad_b64,
-			 "The segment is not canonical base64url.");
-		return NULL;
+		return fail(f, ERRCODE_JWT_DECODE, bad_b64,
+					"The segment is not canonical base64url.");
 	}
-	jb = json_parse_object_strict((const char *) buf, buflen, &jerr);
-	pfree(buf);
-	if (jb == NULL)
-		fail(f, ERRCODE_JWT_DECODE, bad_json, json_strict_error_text(jerr));
-	return jb;
+	if (!json_parse_tree_strict((const char *) buf, buflen, root, &jerr))
+		return fail(f, ERRCODE_JWT_DECODE, bad_json, json_strict_error_text(jerr));
+	return true;
+}
+
+/* The same, as a jsonb */
+static Jsonb *
+decode_json_segment(const char *seg, size_t len, const char *bad_b64,
+					const char *bad_json, JwtFailure *f)
+{
+	JsonbValue	root;
+
+	if (!decode_json_tree(seg, len, bad_b64, bad_json, &root, f))
+		return NULL;
+	return JsonbValueToJsonb(&root);
 }
 
 Jsonb *
@@ -134,9 +145,9 @@ string_is(JsonbValue *v, const char *s, int len)
 
 /* Header checks: "alg" present and acceptable, no extensions. */
 static bool
-check_header(Jsonb *header, const JwsAlg **alg, JsonbValue **kid, JwtFailure *f)
+check_header(JsonbValue *header, const JwsAlg **alg, JsonbValue **kid, JwtFailure *f)
 {
-	JsonbValue *algv = jsonb_member(&header->root, "alg");
+	JsonbValue *algv = json_tree_member(header, "alg", 3);
 	JsonbValue *v;
 
 	if (algv == NULL || algv->type != jbvString)
@@ -148,16 +159,16 @@ check_header(Jsonb *header, const JwsAlg **alg, JsonbValue **kid, JwtFailure *f)
 					"unsecured tokens (algorithm \"none\") are never accepted", NULL);
 
 	/* RFC 7515 §4.1.11: we implement no extension a "crit" could name */
-	if (jsonb_member(&header->root, "crit") != NULL)
+	if (json_tree_member(header, "crit", 4) != NULL)
 		return fail(f, ERRCODE_JWT_DECODE, "unsupported critical header extension",
 					"The header has a \"crit\" member; no JWS extensions are supported.");
 	/* RFC 7797: only the default b64 = true */
-	v = jsonb_member(&header->root, "b64");
+	v = json_tree_member(header, "b64", 3);
 	if (v != NULL && !(v->type == jbvBool && v->val.boolean))
 		return fail(f, ERRCODE_JWT_DECODE, "unsupported header parameter \"b64\"",
 					"Unencoded payloads (RFC 7797) are not supported.");
 
-	*kid = jsonb_member(&header->root, "kid");
+	*kid = json_tree_member(header, "kid", 3);
 	if (*kid != NULL && (*kid)->type != jbvString)
 		return fail(f, ERRCODE_JWT_DECODE, "invalid token header",
 					"The \"kid\" header parameter is not a string.");
@@ -175,9 +186,9 @@ check_header(Jsonb *header, const JwsAlg **alg, JsonbValue **kid, JwtFailure *f)
  * regard to case, with or without the "application/" prefix.
  */
 static bool
-check_token_type(Jsonb *header, JwtTokenType want, JwtFailure *f)
+check_token_type(JsonbValue *header, JwtTokenType want, JwtFailure *f)
 {
-	JsonbValue *typ = jsonb_member(&header->root, "typ");
+	JsonbValue *typ = json_tree_member(header, "typ", 3);
 	bool		refresh = false;
 
 	if (want == JWT_TOKEN_ANY)
@@ -532,15 +543,17 @@ jwt_token_open(const char *token, size_t len, const JwtVerifyParams *params,
 {
 	if (!jwt_split(token, len, &t->parts, f))
 		return false;
-	if ((t->header = jwt_decode_header(&t->parts, f)) == NULL)
+	if (!decode_json_tree(t->parts.token, t->parts.header_len,
+						  "invalid token header encoding", "invalid token header",
+						  &t->header, f))
 		return false;
-	if (!check_header(t->header, &t->alg, &t->kid, f))
+	if (!check_header(&t->header, &t->alg, &t->kid, f))
 		return false;
 	if (!jwt_alg_allowed(params, t->alg))
 		return fail(f, ERRCODE_JWT_ALGORITHM, "token algorithm is not allowed",
 					psprintf("The token is signed with %s, which is not in the list of allowed algorithms.",
 							 t->alg->name));
-	return check_token_type(t->header, params->token_type, f);
+	return check_token_type(&t->header, params->token_type, f);
 }
 
 bool

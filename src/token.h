@@ -75,7 +75,7 @@ typedef struct JwtParts
 typedef struct JwtOpened
 {
 	JwtParts	parts;
-	Jsonb	   *header;
+	JsonbValue	header;			/* a jbvObject tree (json_parse_tree_strict) */
 	const JwsAlg *alg;
 	JsonbValue *kid;			/* header "kid" (a string), or NULL */
 } JwtOpened;

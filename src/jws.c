@@ -204,54 +204,107 @@ jws_signature_max(const JwsAlg *alg, const JwsKey *key)
 	}
 }
 
+/*
+ * One HMAC context per digest, kept: creating one and fetching its digest by
+ * name took most of an HS256 call.  It stays keyed with the last secret it
+ * was given, beside a copy of that secret, so that a run of MACs under one
+ * secret (a query verifying many tokens) skips the key schedule: the secret
+ * is compared in constant time and the context restarted from its keyed
+ * state.  jws_hmac_forget() re-keys every context with a one-byte zero key
+ * and wipes the copies; the extension calls it at the end of every
+ * transaction, so no secret or state derived from one outlives it.
+ */
+typedef struct HmacSlot
+{
+	EVP_MAC_CTX *ctx;
+	unsigned char *secret;		/* what ctx is keyed with, or NULL */
+	size_t		secret_len;
+} HmacSlot;
+
+static HmacSlot hmac_slots[N_DIGESTS];
+
+static void
+hmac_slot_forget(HmacSlot *slot)
+{
+	static const unsigned char scrub[1] = {0};
+
+	if (slot->secret != NULL)
+	{
+		OPENSSL_clear_free(slot->secret, slot->secret_len);
+		slot->secret = NULL;
+		slot->secret_len = 0;
+	}
+	if (slot->ctx != NULL && EVP_MAC_init(slot->ctx, scrub, sizeof(scrub), NULL) != 1)
+	{
+		/* cannot scrub it: do not keep it */
+		EVP_MAC_CTX_free(slot->ctx);
+		slot->ctx = NULL;
+		ERR_clear_error();
+	}
+}
+
+void
+jws_hmac_forget(void)
+{
+	for (int i = 0; i < N_DIGESTS; i++)
+		if (hmac_slots[i].secret != NULL)
+			hmac_slot_forget(&hmac_slots[i]);
+}
+
 static JwsStatus
 hmac_compute(const JwsAlg *alg, const JwsKey *key,
 			 const unsigned char *msg, size_t msglen,
 			 unsigned char *out, size_t *outlen)
 {
-	static EVP_MAC_CTX *ctx_cache[N_DIGESTS];
-	static const unsigned char scrub[1] = {0};
-	EVP_MAC_CTX **ctxp = &ctx_cache[alg->digest_index];
+	HmacSlot   *slot = &hmac_slots[alg->digest_index];
 	JwsStatus	st = JWS_CRYPTO_ERROR;
+	int			rc;
 
 	/* a NULL key would make EVP_MAC_init reuse the last one */
-	if (key->secret == NULL)
+	if (key->secret == NULL || key->secret_len == 0)
 		goto done;
 
-	/*
-	 * One context per digest, kept: creating one and fetching its digest by
-	 * name took most of an HS256 call.  It is keyed afresh for every MAC
-	 * and re-keyed with a one-byte zero key afterwards, so that no state
-	 * derived from a secret stays behind between calls.
-	 */
-	if (*ctxp == NULL)
+	if (slot->ctx == NULL)
 	{
 		EVP_MAC   *mac = get_hmac();
 		OSSL_PARAM	params[2];
 
-		if (mac == NULL || (*ctxp = EVP_MAC_CTX_new(mac)) == NULL)
+		if (mac == NULL || (slot->ctx = EVP_MAC_CTX_new(mac)) == NULL)
 			goto done;
 		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
 													 (char *) alg->digest, 0);
 		params[1] = OSSL_PARAM_construct_end();
-		if (EVP_MAC_CTX_set_params(*ctxp, params) != 1)
+		if (EVP_MAC_CTX_set_params(slot->ctx, params) != 1)
 		{
-			EVP_MAC_CTX_free(*ctxp);
-			*ctxp = NULL;
+			EVP_MAC_CTX_free(slot->ctx);
+			slot->ctx = NULL;
 			goto done;
 		}
 	}
-	if (EVP_MAC_init(*ctxp, key->secret, key->secret_len, NULL) == 1 &&
-		EVP_MAC_update(*ctxp, msg, msglen) == 1 &&
-		EVP_MAC_final(*ctxp, out, outlen, (size_t) alg->hash_len) == 1 &&
+
+	if (slot->secret != NULL && slot->secret_len == key->secret_len &&
+		CRYPTO_memcmp(slot->secret, key->secret, key->secret_len) == 0)
+		rc = EVP_MAC_init(slot->ctx, NULL, 0, NULL);
+	else
+	{
+		hmac_slot_forget(slot);
+		if (slot->ctx == NULL)
+			goto done;
+		rc = EVP_MAC_init(slot->ctx, key->secret, key->secret_len, NULL);
+		/* without room for the copy, the next call just keys it again */
+		if (rc == 1 && (slot->secret = OPENSSL_malloc(key->secret_len)) != NULL)
+		{
+			memcpy(slot->secret, key->secret, key->secret_len);
+			slot->secret_len = key->secret_len;
+		}
+	}
+	if (rc == 1 &&
+		EVP_MAC_update(slot->ctx, msg, msglen) == 1 &&
+		EVP_MAC_final(slot->ctx, out, outlen, (size_t) alg->hash_len) == 1 &&
 		*outlen == (size_t) alg->hash_len)
 		st = JWS_OK;
-	if (EVP_MAC_init(*ctxp, scrub, sizeof(scrub), NULL) != 1)
-	{
-		/* cannot scrub it: do not keep it */
-		EVP_MAC_CTX_free(*ctxp);
-		*ctxp = NULL;
-	}
+	else
+		hmac_slot_forget(slot);
 done:
 	if (st != JWS_OK)
 		ERR_clear_error();

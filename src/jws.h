@@ -83,6 +83,12 @@ extern JwsStatus jws_verify(const JwsAlg *alg, const JwsKey *key,
 							const unsigned char *sig, size_t siglen);
 
 /*
+ * HMAC contexts stay keyed with the last secret used (per digest), beside a
+ * copy of it; this re-keys them with a dummy key and wipes the copies.
+ */
+extern void jws_hmac_forget(void);
+
+/*
  * ECDSA signature format: JWS carries R||S, each exactly coord_len bytes
  * (RFC 7518 §3.4); OpenSSL speaks DER.  raw_to_der refuses a raw signature
  * of the wrong length or with r or s outside [1, n-1].

@@ -58,6 +58,25 @@ static const struct config_enum_entry rsa_bits_options[] = {
 
 void		_PG_init(void);
 
+/* No HMAC secret, nor state derived from one, outlives its transaction. */
+static void
+forget_hmac_keys(XactEvent event, void *arg)
+{
+	(void) arg;
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			jws_hmac_forget();
+			break;
+		default:
+			break;
+	}
+}
+
 void
 _PG_init(void)
 {
@@ -134,6 +153,7 @@ _PG_init(void)
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 	jwt_session_init();
+	RegisterXactCallback(forget_hmac_keys, NULL);
 	MarkGUCPrefixReserved("jwt");
 }
 

@@ -1806,6 +1806,68 @@ test_rfc_vectors(void)
 	}
 }
 
+/*
+ * HMAC contexts stay keyed with the last secret (jws_hmac_forget wipes
+ * them): whatever the order of secrets -- the same again, one that differs
+ * in its last byte, a prefix, an extension, another length -- and wherever
+ * the context is forgotten, every MAC is the one-shot HMAC of its own secret,
+ * and a MAC under one secret never verifies under another.
+ */
+static void
+test_hmac_kept_key(void)
+{
+	static const char *const names[] = {"HS256", "HS384", "HS512"};
+	unsigned char secrets[6][40];
+	size_t		lens[6] = {32, 32, 31, 33, 40, 32};
+	unsigned char msg[300];
+	int			bad = 0;
+
+	label = "HMAC context kept between calls";
+	for (int i = 0; i < 6; i++)
+		memcpy(secrets[i], hmac_secret, 32);
+	memset(secrets[0] + 32, 'x', 8);
+	memcpy(secrets[1], secrets[0], 40);
+	secrets[1][31] ^= 1;		/* same length, last byte differs */
+	memcpy(secrets[2], secrets[0], 40);	/* a prefix of secrets[0] */
+	memcpy(secrets[3], secrets[0], 40);	/* secrets[0] and one byte more */
+	memcpy(secrets[4], secrets[0], 40);
+	memcpy(secrets[5], hmac_other, 32);
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (unsigned char) (i * 7 + 1);
+
+	for (int round = 0; round < 3000; round++)
+	{
+		const JwsAlg *alg = alg_get(names[rng_next() % 3]);
+		int			a = rng_next() % 6;
+		int			b = rng_next() % 6;
+		JwsKey		ka = secret_key(secrets[a], lens[a]);
+		JwsKey		kb = secret_key(secrets[b], lens[b]);
+		size_t		msglen = rng_next() % sizeof(msg);
+		unsigned char sig[EVP_MAX_MD_SIZE];
+		unsigned char ref[EVP_MAX_MD_SIZE];
+		size_t		siglen = sizeof(sig);
+		size_t		reflen = 0;
+		bool		same = lens[a] == lens[b] && memcmp(secrets[a], secrets[b], lens[a]) == 0;
+
+		if (rng_next() % 5 == 0)
+			jws_hmac_forget();
+		if (jws_sign(alg, &ka, msg, msglen, sig, &siglen) != JWS_OK ||
+			EVP_Q_mac(NULL, "HMAC", NULL, alg->digest, NULL, secrets[a], lens[a],
+					  msg, msglen, ref, sizeof(ref), &reflen) == NULL ||
+			siglen != reflen || memcmp(sig, ref, siglen) != 0)
+			LOOP_FAIL(bad, "round %d: %s under secret %d is not the one-shot HMAC",
+					  round, alg->name, a);
+		if (rng_next() % 5 == 0)
+			jws_hmac_forget();
+		if (jws_verify(alg, &kb, msg, msglen, sig, siglen) !=
+			(same ? JWS_OK : JWS_BAD_SIGNATURE))
+			LOOP_FAIL(bad, "round %d: %s signed under secret %d, verified under %d",
+					  round, alg->name, a, b);
+	}
+	CHECK(bad == 0);
+	jws_hmac_forget();
+}
+
 /* Deterministic signatures with a known result. */
 static void
 test_known_signatures(void)
@@ -1895,6 +1957,7 @@ main(void)
 
 	test_rfc_vectors();
 	test_known_signatures();
+	test_hmac_kept_key();
 
 	keys_free();
 

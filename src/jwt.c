@@ -330,7 +330,7 @@ raise_failure(const JwtFailure *f)
 }
 
 static bool
-verify_common(FunctionCallInfo fcinfo, bool key_is_bytea, Jsonb **claims,
+verify_common(FunctionCallInfo fcinfo, bool key_is_bytea, JwtClaims *claims,
 			  JwtFailure *f)
 {
 	text	   *token = PG_GETARG_TEXT_PP(0);
@@ -350,7 +350,7 @@ verify_common(FunctionCallInfo fcinfo, bool key_is_bytea, Jsonb **claims,
 		jwt_key_arg_release(key);
 	}
 	/* revocation is checked after everything else, for any key */
-	return ok && jwt_revocation_check(*claims, f);
+	return ok && jwt_revocation_check(claims, f);
 }
 
 /* verify with the key table as configured by params, or raise */
@@ -358,13 +358,13 @@ static Jsonb *
 store_verify_or_raise(text *token, JwtVerifyParams *params, bool revocation)
 {
 	JwtFailure	f;
-	Jsonb	   *claims = NULL;
+	JwtClaims	claims = {0};
 
 	if (!jwt_store_verify(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token),
 						  params, jwt_issuer, &claims, &f) ||
-		(revocation && !jwt_revocation_check(claims, &f)))
+		(revocation && !jwt_revocation_check(&claims, &f)))
 		raise_failure(&f);
-	return claims;
+	return jwt_claims_jsonb(&claims);
 }
 
 /* ----------------------------------------------------------------
@@ -415,14 +415,14 @@ jwt_sign_bytea(PG_FUNCTION_ARGS)
 static Datum
 verify_raise(FunctionCallInfo fcinfo, bool key_is_bytea)
 {
-	Jsonb	   *claims = NULL;
+	JwtClaims	claims = {0};
 	JwtFailure	f;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	if (!verify_common(fcinfo, key_is_bytea, &claims, &f))
 		raise_failure(&f);
-	PG_RETURN_JSONB_P(claims);
+	PG_RETURN_JSONB_P(jwt_claims_jsonb(&claims));
 }
 
 PG_FUNCTION_INFO_V1(jwt_verify);
@@ -442,7 +442,7 @@ jwt_verify_bytea(PG_FUNCTION_ARGS)
 static Datum
 is_valid_common(FunctionCallInfo fcinfo, bool key_is_bytea)
 {
-	Jsonb	   *claims = NULL;
+	JwtClaims	claims = {0};
 	JwtFailure	f;
 
 	if (PG_ARGISNULL(0))

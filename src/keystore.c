@@ -528,10 +528,9 @@ store_key_parse(StoreKey *k)
 
 bool
 jwt_store_verify(const char *token, size_t len, JwtVerifyParams *params,
-				 const char *own_issuer, Jsonb **claims, JwtFailure *f)
+				 const char *own_issuer, JwtClaims *claims, JwtFailure *f)
 {
 	JwtOpened	t;
-	Jsonb	   *payload;
 	JsonbValue *iss;
 	const char *scope = NULL;	/* issuer whose keys apply; NULL: ours */
 	int			scopelen = 0;
@@ -544,14 +543,13 @@ jwt_store_verify(const char *token, size_t len, JwtVerifyParams *params,
 				immature = false,
 				other_alg = false;
 
-	*claims = NULL;
 	if (!jwt_token_open(token, len, params, &t, f))
 		return false;
 
 	/* the issuer picks the keys, so "iss" is read before the signature */
-	if ((payload = jwt_decode_payload(&t.parts, f)) == NULL)
+	if (!jwt_decode_claims(&t.parts, claims, f))
 		return false;
-	iss = jsonb_member(&payload->root, "iss");
+	iss = jwt_claim_value(claims, "iss");
 	if (iss != NULL && iss->type != jbvString)
 		return jwt_fail(f, ERRCODE_JWT_DECODE, "invalid \"iss\" claim",
 						"The \"iss\" claim must be a string.");
@@ -645,6 +643,5 @@ jwt_store_verify(const char *token, size_t len, JwtVerifyParams *params,
 								 t.alg->name));
 	}
 
-	*claims = payload;
 	return jwt_token_check(&t, keys, nkeys, params, claims, f);
 }

@@ -27,7 +27,7 @@
  */
 extern bool jwt_store_verify(const char *token, size_t len,
 							 JwtVerifyParams *params, const char *own_issuer,
-							 Jsonb **claims, JwtFailure *f);
+							 JwtClaims *claims, JwtFailure *f);
 
 /* The snapshot to read the extension's tables with (see keystore.c). */
 extern Snapshot jwt_read_snapshot(void);

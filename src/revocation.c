@@ -168,7 +168,7 @@ rev_may_have_rows(RevTable *t, Snapshot snap)
 }
 
 bool
-jwt_revocation_check(Jsonb *claims, JwtFailure *f)
+jwt_revocation_check(const JwtClaims *claims, JwtFailure *f)
 {
 	JsonbValue *jti;
 	JsonbValue *sub;
@@ -184,8 +184,8 @@ jwt_revocation_check(Jsonb *claims, JwtFailure *f)
 		!rev_jti.from_query_snapshot && !rev_sub.from_query_snapshot)
 		return true;			/* the usual case: nothing is revoked */
 
-	jti = jsonb_member(&claims->root, "jti");
-	sub = jsonb_member(&claims->root, "sub");
+	jti = jwt_claim_value(claims, "jti");
+	sub = jwt_claim_value(claims, "sub");
 
 	/* one snapshot for both probes */
 	snap = RegisterSnapshot(jwt_read_snapshot());
@@ -206,7 +206,7 @@ jwt_revocation_check(Jsonb *claims, JwtFailure *f)
 			int			attnum = SPI_fnumber(desc, "before");
 			TimestampTz before;
 			TimestampTz iat;
-			JsonbValue *iatv = jsonb_member(&claims->root, "iat");
+			JsonbValue *iatv = jwt_claim_value(claims, "iat");
 
 			if (attnum <= 0)
 				elog(ERROR, "column \"before\" of \"%s\" is missing", rev_sub.name);

@@ -14,7 +14,7 @@
 #include "token.h"
 
 /* false, and JW010 in *f, when verified claims belong to a revoked token */
-extern bool jwt_revocation_check(Jsonb *claims, JwtFailure *f);
+extern bool jwt_revocation_check(const JwtClaims *claims, JwtFailure *f);
 
 /*
  * Mark the family revoked in a transaction of its own (a background

@@ -136,6 +136,33 @@ jwt_decode_payload(const JwtParts *parts, JwtFailure *f)
 							   "invalid token payload", f);
 }
 
+bool
+jwt_decode_claims(const JwtParts *parts, JwtClaims *claims, JwtFailure *f)
+{
+	claims->jsonb = NULL;
+	claims->decoded = decode_json_tree(parts->token + parts->payload_off,
+									   parts->payload_len,
+									   "invalid token payload encoding",
+									   "invalid token payload", &claims->tree, f);
+	return claims->decoded;
+}
+
+JsonbValue *
+jwt_claim_value(const JwtClaims *claims, const char *name)
+{
+	Assert(claims->decoded);
+	return json_tree_member(&claims->tree, name, strlen(name));
+}
+
+Jsonb *
+jwt_claims_jsonb(JwtClaims *claims)
+{
+	Assert(claims->decoded);
+	if (claims->jsonb == NULL)
+		claims->jsonb = JsonbValueToJsonb(&claims->tree);
+	return claims->jsonb;
+}
+
 static bool
 string_is(JsonbValue *v, const char *s, int len)
 {
@@ -310,23 +337,19 @@ check_audience(JsonbValue *aud, const JwtVerifyParams *p, JwtFailure *f)
 			return true;
 		return fail(f, ERRCODE_JWT_AUDIENCE, "token audience does not match", NULL);
 	}
-	if (aud->type == jbvBinary && JsonContainerIsArray(aud->val.binary.data))
+	if (aud->type == jbvArray)
 	{
-		JsonbIterator *it = JsonbIteratorInit(aud->val.binary.data);
-		JsonbIteratorToken tok;
-		JsonbValue	v;
 		bool		found = false;
-		int			n = 0;
+		int			n = aud->val.array.nElems;
 
-		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		for (int i = 0; i < n; i++)
 		{
-			if (tok != WJB_ELEM)
-				continue;
-			if (v.type != jbvString)
+			JsonbValue *v = &aud->val.array.elems[i];
+
+			if (v->type != jbvString)
 				return fail(f, ERRCODE_JWT_AUDIENCE, "invalid audience claim",
 							"Every element of \"aud\" must be a string.");
-			n++;
-			found |= audience_expected(&v, p);
+			found |= audience_expected(v, p);
 		}
 		if (n == 0)
 			return fail(f, ERRCODE_JWT_AUDIENCE, "invalid audience claim",
@@ -346,31 +369,32 @@ static const char *const date_claims[N_DATE_CLAIMS] = {"exp", "nbf", "iat"};
 	"Time claims must be numbers of seconds since 1970, from 0 to 253402300799."
 
 /*
- * Read exp, nbf and iat where present.  Returns the index of the first one
- * that is not a NumericDate, or -1 when all present ones are.
+ * Read exp, nbf and iat (values[], NULL where absent).  Returns the index of
+ * the first one that is not a NumericDate, or -1 when all present ones are.
  */
 static int
-read_date_claims(Jsonb *claims, TimestampTz *dates, bool *present)
+read_date_claims(JsonbValue **values, TimestampTz *dates, bool *present)
 {
 	for (int i = 0; i < N_DATE_CLAIMS; i++)
 	{
-		JsonbValue *v = jsonb_member(&claims->root, date_claims[i]);
-
-		present[i] = v != NULL;
-		if (v != NULL && !jwt_numeric_date(v, &dates[i]))
+		present[i] = values[i] != NULL;
+		if (values[i] != NULL && !jwt_numeric_date(values[i], &dates[i]))
 			return i;
 	}
 	return -1;
 }
 
 static bool
-check_claims(Jsonb *claims, const JwtVerifyParams *p, JwtFailure *f)
+check_claims(const JwtClaims *claims, const JwtVerifyParams *p, JwtFailure *f)
 {
 	TimestampTz dates[N_DATE_CLAIMS];
 	bool		present[N_DATE_CLAIMS];
+	JsonbValue *values[N_DATE_CLAIMS];
 	JsonbValue *iss;
 
-	switch (read_date_claims(claims, dates, present))
+	for (int i = 0; i < N_DATE_CLAIMS; i++)
+		values[i] = jwt_claim_value(claims, date_claims[i]);
+	switch (read_date_claims(values, dates, present))
 	{
 		case -1:
 			break;
@@ -385,7 +409,7 @@ check_claims(Jsonb *claims, const JwtVerifyParams *p, JwtFailure *f)
 	/* a claim that is JSON null counts as missing, as in PyJWT */
 	for (int i = 0; i < p->nrequire; i++)
 	{
-		JsonbValue *v = jsonb_member(&claims->root, p->require[i]);
+		JsonbValue *v = jwt_claim_value(claims, p->require[i]);
 
 		if (v == NULL || v->type == jbvNull)
 			return fail(f, ERRCODE_JWT_MISSING_CLAIM, "token lacks a required claim",
@@ -402,14 +426,14 @@ check_claims(Jsonb *claims, const JwtVerifyParams *p, JwtFailure *f)
 
 	if (p->issuer != NULL)
 	{
-		iss = jsonb_member(&claims->root, "iss");
+		iss = jwt_claim_value(claims, "iss");
 		if (iss == NULL)
 			return fail(f, ERRCODE_JWT_ISSUER, "token has no issuer", NULL);
 		if (!string_is(iss, p->issuer, p->issuer_len))
 			return fail(f, ERRCODE_JWT_ISSUER, "token issuer does not match", NULL);
 	}
 
-	return check_audience(jsonb_member(&claims->root, "aud"), p, f);
+	return check_audience(jwt_claim_value(claims, "aud"), p, f);
 }
 
 /* ----------------------------------------------------------------
@@ -558,27 +582,26 @@ jwt_token_open(const char *token, size_t len, const JwtVerifyParams *params,
 
 bool
 jwt_token_check(const JwtOpened *t, JwtKey **keys, int nkeys,
-				const JwtVerifyParams *params, Jsonb **claims, JwtFailure *f)
+				const JwtVerifyParams *params, JwtClaims *claims, JwtFailure *f)
 {
 	if (!verify_signature(&t->parts, t->alg, keys, nkeys, f))
 		return false;
-	if (*claims == NULL && (*claims = jwt_decode_payload(&t->parts, f)) == NULL)
+	if (!claims->decoded && !jwt_decode_claims(&t->parts, claims, f))
 		return false;
 	if (params->signature_only)
 		return true;
-	return check_claims(*claims, params, f);
+	return check_claims(claims, params, f);
 }
 
 bool
 jwt_verify_token(const char *token, size_t len, JwtKeyArg *key,
-				 const JwtVerifyParams *params, Jsonb **claims, JwtFailure *f)
+				 const JwtVerifyParams *params, JwtClaims *claims, JwtFailure *f)
 {
 	JwtOpened	t;
 	JwtKey	   *keys[MAX_CANDIDATES];
 	int			nkeys;
 	bool		ok;
 
-	*claims = NULL;
 	if (!jwt_token_open(token, len, params, &t, f))
 		return false;
 	nkeys = candidate_keys(key, t.alg, t.kid, keys, f);
@@ -614,13 +637,16 @@ check_sign_claims(Jsonb *claims)
 {
 	TimestampTz dates[N_DATE_CLAIMS];
 	bool		present[N_DATE_CLAIMS];
+	JsonbValue *values[N_DATE_CLAIMS];
 	int			bad;
 
 	if (!JB_ROOT_IS_OBJECT(claims) || JB_ROOT_IS_SCALAR(claims))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 				 errmsg("claims must be a JSON object")));
-	bad = read_date_claims(claims, dates, present);
+	for (int i = 0; i < N_DATE_CLAIMS; i++)
+		values[i] = jsonb_member(&claims->root, date_claims[i]);
+	bad = read_date_claims(values, dates, present);
 	if (bad >= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),

@@ -85,21 +85,41 @@ extern bool jwt_split(const char *token, size_t len, JwtParts *parts,
 extern Jsonb *jwt_decode_header(const JwtParts *parts, JwtFailure *f);
 extern Jsonb *jwt_decode_payload(const JwtParts *parts, JwtFailure *f);
 
+/*
+ * A token's claims: the payload parsed into a tree, which the checks read;
+ * the jsonb a caller returns is built from the tree only when asked for
+ * (jwt_is_valid never asks).  The tree points into the decoded payload, in
+ * the memory context of the call.
+ */
+typedef struct JwtClaims
+{
+	bool		decoded;		/* false until the payload is parsed */
+	JsonbValue	tree;			/* jbvObject, members in jsonb order */
+	Jsonb	   *jsonb;			/* NULL until jwt_claims_jsonb */
+} JwtClaims;
+
+extern bool jwt_decode_claims(const JwtParts *parts, JwtClaims *claims,
+							  JwtFailure *f);
+/* A claim (containers are jbvObject/jbvArray), or NULL when absent */
+extern JsonbValue *jwt_claim_value(const JwtClaims *claims, const char *name);
+extern Jsonb *jwt_claims_jsonb(JwtClaims *claims);
+
+/* claims: zeroed by the caller; filled in when the token verifies */
 extern bool jwt_verify_token(const char *token, size_t len, JwtKeyArg *key,
-							 const JwtVerifyParams *params, Jsonb **claims,
+							 const JwtVerifyParams *params, JwtClaims *claims,
 							 JwtFailure *f);
 
 /*
  * The two halves of jwt_verify_token, for callers that choose keys
  * themselves (the key store): open the token, then check it with the keys
- * chosen.  claims may be the payload already decoded, or NULL.
+ * chosen.  claims may hold the payload already decoded.
  */
 extern bool jwt_token_open(const char *token, size_t len,
 						   const JwtVerifyParams *params, JwtOpened *t,
 						   JwtFailure *f);
 extern bool jwt_alg_allowed(const JwtVerifyParams *params, const JwsAlg *alg);
 extern bool jwt_token_check(const JwtOpened *t, JwtKey **keys, int nkeys,
-							const JwtVerifyParams *params, Jsonb **claims,
+							const JwtVerifyParams *params, JwtClaims *claims,
 							JwtFailure *f);
 extern bool jwt_fail(JwtFailure *f, int code, const char *message,
 					 const char *detail);

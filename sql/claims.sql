@@ -46,7 +46,9 @@ SELECT outcome($$SELECT jwt_verify('a.b.c', 's', now => 'infinity')$$) AS infini
 SELECT claim, verify_outcome(forge('{"alg":"HS256"}', format('{"%s":%s}', claim, val))) AS outcome, val
 FROM (VALUES ('exp', '"1767225601"'), ('exp', 'true'), ('exp', 'null'), ('exp', '[1767225601]'),
              ('exp', '{}'), ('exp', '1e400'), ('exp', '-1'), ('exp', '253402300800'),
-             ('nbf', '"0"'), ('nbf', '-0.5'), ('iat', 'false'), ('iat', '1e20')) AS t(claim, val);
+             ('nbf', '"0"'), ('nbf', '-0.5'), ('iat', 'false'), ('iat', '1e20'),
+             -- 18 digits (read as an integer while parsing) and 19 (as a numeric)
+             ('iat', '999999999999999999'), ('iat', '1000000000000000000'), ('nbf', '-0')) AS t(claim, val);
 -- the extremes of the range are accepted
 SELECT verify_outcome(forge('{"alg":"HS256"}', '{"nbf":0,"exp":253402300799}')) AS range_ends,
        verify_outcome(forge('{"alg":"HS256"}', '{"exp":1.767225601e9}')) AS exponent_form;

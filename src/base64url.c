@@ -12,6 +12,7 @@
 #include "base64url.h"
 
 #include <stdint.h>
+#include <string.h>
 
 static const char enc_table[64] =
 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -70,15 +71,76 @@ b64url_encode(const unsigned char *src, size_t len, char *dst)
 	return (size_t) (p - dst);
 }
 
+/*
+ * Eight characters at a time: each byte of w is checked against the ranges
+ * of the alphabet with carry-free byte arithmetic (every byte below 0x80,
+ * so adding at most 0x80 cannot carry into the next one).
+ */
+#define BYTES(x)	(UINT64_C(0x0101010101010101) * (x))
+#define HIGH_BITS	BYTES(0x80)
+
+/* high bit of each byte of w (all < 0x80) set when lo <= byte <= hi */
+static inline uint64_t
+bytes_in_range(uint64_t w, unsigned lo, unsigned hi)
+{
+	return (w + BYTES(0x80 - lo)) & ~(w + BYTES(0x7F - hi)) & HIGH_BITS;
+}
+
+static inline bool
+word_is_alphabet(uint64_t w)
+{
+	uint64_t	ok;
+
+	if (w & HIGH_BITS)
+		return false;
+	ok = bytes_in_range(w, 'A', 'Z') | bytes_in_range(w, 'a', 'z') |
+		bytes_in_range(w, '0', '9') | bytes_in_range(w, '-', '-') |
+		bytes_in_range(w, '_', '_');
+	return ok == HIGH_BITS;
+}
+
 bool
 b64url_is_alphabet(const char *src, size_t len)
 {
-	for (size_t i = 0; i < len; i++)
+	size_t		i = 0;
+
+	for (; i + 8 <= len; i += 8)
+	{
+		uint64_t	w;
+
+		memcpy(&w, src + i, 8);
+		if (!word_is_alphabet(w))
+			return false;
+	}
+	for (; i < len; i++)
 	{
 		if (dec_table[(unsigned char) src[i]] < 0)
 			return false;
 	}
 	return true;
+}
+
+/*
+ * dec_table shifted into place for each of the four characters of a
+ * quantum, so that one OR assembles its 24 bits; a character outside the
+ * alphabet sets bits above them.  Built on first use.
+ */
+#define QUANTUM_BAD 0xFF000000u
+
+static uint32_t quantum_table[4][256];
+static bool quantum_table_ready = false;
+
+static void
+build_quantum_table(void)
+{
+	for (int c = 0; c < 256; c++)
+	{
+		int			v = dec_table[c];
+
+		for (int k = 0; k < 4; k++)
+			quantum_table[k][c] = v < 0 ? QUANTUM_BAD : (uint32_t) v << (18 - 6 * k);
+	}
+	quantum_table_ready = true;
 }
 
 bool
@@ -92,17 +154,16 @@ b64url_decode(const char *src, size_t len, unsigned char *dst, size_t *dstlen)
 	if (rem == 1)
 		return false;
 
+	if (!quantum_table_ready)
+		build_quantum_table();
 	for (; i + 4 <= len; i += 4)
 	{
-		int			a = dec_table[(unsigned char) src[i]];
-		int			b = dec_table[(unsigned char) src[i + 1]];
-		int			c = dec_table[(unsigned char) src[i + 2]];
-		int			d = dec_table[(unsigned char) src[i + 3]];
-		uint32_t	v;
+		const unsigned char *q = (const unsigned char *) src + i;
+		uint32_t	v = quantum_table[0][q[0]] | quantum_table[1][q[1]] |
+			quantum_table[2][q[2]] | quantum_table[3][q[3]];
 
-		if ((a | b | c | d) < 0)
+		if (v & QUANTUM_BAD)
 			return false;
-		v = ((uint32_t) a << 18) | ((uint32_t) b << 12) | ((uint32_t) c << 6) | (uint32_t) d;
 		*p++ = (unsigned char) (v >> 16);
 		*p++ = (unsigned char) (v >> 8);
 		*p++ = (unsigned char) v;

@@ -58,6 +58,7 @@ typedef struct JsonScan
 	JsonStrictError err;		/* why scanning stopped, when it did */
 	bool		bad_number;		/* a number out of range (scanning goes on) */
 	bool		duplicate;		/* an object repeats a name (scanning goes on) */
+	JsonFastInts *ints;			/* where to note top-level integers, or NULL */
 } JsonScan;
 
 /*
@@ -371,7 +372,7 @@ is_digit(const char *p, const char *end)
  * is the caller's to check (so "01" and "1x" fail there, as in PostgreSQL).
  */
 static bool
-scan_number(JsonScan *s, JsonbValue *out)
+scan_number(JsonScan *s, JsonbValue *out, JsonFastInts *ints)
 {
 	const char *start = s->p;
 	const char *p = start;
@@ -429,7 +430,15 @@ scan_number(JsonScan *s, JsonbValue *out)
 	if (integer && ndigits <= JSON_FAST_INT_DIGITS)
 	{
 		/* the same value numeric_in would give: scale 0, zero unsigned */
-		out->val.numeric = int64_to_numeric(neg ? -ival : ival);
+		if (neg)
+			ival = -ival;
+		out->val.numeric = int64_to_numeric(ival);
+		if (ints != NULL && ints->n < JSON_FAST_INTS_MAX)
+		{
+			ints->num[ints->n] = out->val.numeric;
+			ints->val[ints->n] = ival;
+			ints->n++;
+		}
 		return true;
 	}
 	if (!number_is_sane(start, p - start))
@@ -463,13 +472,29 @@ scan_literal(JsonScan *s, const char *word, size_t len, JsonbValue *out)
 	return true;
 }
 
-/* jsonb's member order: shorter names first, then bytewise */
-static int
+/*
+ * jsonb's member order: shorter names first, then bytewise.  Claim names
+ * are short and often of one length ("iss", "sub", "exp"...): those are
+ * compared inline rather than by a call to memcmp.
+ */
+static inline int
 compare_names(const JsonbValue *a, const JsonbValue *b)
 {
-	if (a->val.string.len != b->val.string.len)
-		return (a->val.string.len > b->val.string.len) ? 1 : -1;
-	return memcmp(a->val.string.val, b->val.string.val, a->val.string.len);
+	int			len = a->val.string.len;
+
+	if (len != b->val.string.len)
+		return (len > b->val.string.len) ? 1 : -1;
+	if (len > 8)
+		return memcmp(a->val.string.val, b->val.string.val, len);
+	for (int i = 0; i < len; i++)
+	{
+		unsigned char ca = (unsigned char) a->val.string.val[i];
+		unsigned char cb = (unsigned char) b->val.string.val[i];
+
+		if (ca != cb)
+			return ca < cb ? -1 : 1;
+	}
+	return 0;
 }
 
 static int
@@ -617,7 +642,10 @@ scan_array(JsonScan *s, JsonbValue *out, int depth)
 	return true;
 }
 
-/* Any value, at its first byte (whitespace already skipped) */
+/*
+ * Any value, at its first byte (whitespace already skipped), inside a
+ * container at depth (0 for the top-level value itself)
+ */
 static bool
 scan_value(JsonScan *s, JsonbValue *out, int depth)
 {
@@ -638,13 +666,29 @@ scan_value(JsonScan *s, JsonbValue *out, int depth)
 		case 'n':
 			return scan_literal(s, "null", 4, out);
 		default:
-			return scan_number(s, out);
+			return scan_number(s, out, depth == 1 ? s->ints : NULL);
 	}
 }
 
 bool
+json_fast_int(const JsonFastInts *ints, const JsonbValue *v, int64 *val)
+{
+	if (v->type != jbvNumeric)
+		return false;
+	for (int i = 0; i < ints->n; i++)
+	{
+		if (ints->num[i] == v->val.numeric)
+		{
+			*val = ints->val[i];
+			return true;
+		}
+	}
+	return false;
+}
+
+bool
 json_parse_tree_strict(const char *data, size_t len, JsonbValue *root,
-					   JsonStrictError *err)
+					   JsonFastInts *ints, JsonStrictError *err)
 {
 	JsonScan	s;
 
@@ -659,6 +703,9 @@ json_parse_tree_strict(const char *data, size_t len, JsonbValue *root,
 	s.p = data;
 	s.end = data + len;
 	s.utf8_db = (GetDatabaseEncoding() == PG_UTF8);
+	s.ints = ints;
+	if (ints != NULL)
+		ints->n = 0;
 	skip_ws(&s);
 	if (scan_value(&s, root, 0))
 	{
@@ -693,7 +740,7 @@ json_parse_object_strict(const char *data, size_t len, JsonStrictError *err)
 {
 	JsonbValue	root;
 
-	if (!json_parse_tree_strict(data, len, &root, err))
+	if (!json_parse_tree_strict(data, len, &root, NULL, err))
 		return NULL;
 	return JsonbValueToJsonb(&root);
 }

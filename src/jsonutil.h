@@ -14,6 +14,7 @@
 #include "postgres.h"
 #include "lib/stringinfo.h"
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
 
 #define JWT_JSON_MAX_DEPTH	64
 
@@ -33,11 +34,32 @@ extern Jsonb *json_parse_object_strict(const char *data, size_t len,
 									   JsonStrictError *err);
 
 /*
- * The same, into a JsonbValue tree (an object's members in jsonb order) that
- * may point into data: for reading a few members without building a jsonb.
+ * Plain integers (no fraction, no exponent, at most 18 digits) that are
+ * members of the top-level object, by the Numeric the parser made for each:
+ * a caller that wants one as an integer need not convert it back.  Only the
+ * first JSON_FAST_INTS_MAX are noted.
+ */
+#define JSON_FAST_INTS_MAX 8
+
+typedef struct JsonFastInts
+{
+	int			n;
+	Numeric		num[JSON_FAST_INTS_MAX];
+	int64		val[JSON_FAST_INTS_MAX];
+} JsonFastInts;
+
+/* The integer v holds, when it is one of ints; v may be any JsonbValue. */
+extern bool json_fast_int(const JsonFastInts *ints, const JsonbValue *v,
+						  int64 *val);
+
+/*
+ * The same as json_parse_object_strict, into a JsonbValue tree (an object's
+ * members in jsonb order) that may point into data: for reading a few
+ * members without building a jsonb.  ints may be NULL.
  */
 extern bool json_parse_tree_strict(const char *data, size_t len,
-								   JsonbValue *root, JsonStrictError *err);
+								   JsonbValue *root, JsonFastInts *ints,
+								   JsonStrictError *err);
 
 /* A member of such a tree's object, or NULL; containers are jbvObject/Array */
 extern JsonbValue *json_tree_member(const JsonbValue *obj, const char *name,

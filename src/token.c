@@ -90,7 +90,8 @@ jwt_split(const char *token, size_t len, JwtParts *parts, JwtFailure *f)
  */
 static bool
 decode_json_tree(const char *seg, size_t len, const char *bad_b64,
-				 const char *bad_json, JsonbValue *root, JwtFailure *f)
+				 const char *bad_json, JsonbValue *root, JsonFastInts *ints,
+				 JwtFailure *f)
 {
 	unsigned char *buf = palloc(B64URL_DECODED_MAX(len) + 1);
 	size_t		buflen;
@@ -102,7 +103,7 @@ decode_json_tree(const char *seg, size_t len, const char *bad_b64,
 		return fail(f, ERRCODE_JWT_DECODE, bad_b64,
 					"The segment is not canonical base64url.");
 	}
-	if (!json_parse_tree_strict((const char *) buf, buflen, root, &jerr))
+	if (!json_parse_tree_strict((const char *) buf, buflen, root, ints, &jerr))
 		return fail(f, ERRCODE_JWT_DECODE, bad_json, json_strict_error_text(jerr));
 	return true;
 }
@@ -114,7 +115,7 @@ decode_json_segment(const char *seg, size_t len, const char *bad_b64,
 {
 	JsonbValue	root;
 
-	if (!decode_json_tree(seg, len, bad_b64, bad_json, &root, f))
+	if (!decode_json_tree(seg, len, bad_b64, bad_json, &root, NULL, f))
 		return NULL;
 	return JsonbValueToJsonb(&root);
 }
@@ -143,7 +144,8 @@ jwt_decode_claims(const JwtParts *parts, JwtClaims *claims, JwtFailure *f)
 	claims->decoded = decode_json_tree(parts->token + parts->payload_off,
 									   parts->payload_len,
 									   "invalid token payload encoding",
-									   "invalid token payload", &claims->tree, f);
+									   "invalid token payload", &claims->tree,
+									   &claims->ints, f);
 	return claims->decoded;
 }
 
@@ -371,14 +373,26 @@ static const char *const date_claims[N_DATE_CLAIMS] = {"exp", "nbf", "iat"};
 /*
  * Read exp, nbf and iat (values[], NULL where absent).  Returns the index of
  * the first one that is not a NumericDate, or -1 when all present ones are.
+ * ints, when not NULL, has the values the JSON parser read as integers.
  */
 static int
-read_date_claims(JsonbValue **values, TimestampTz *dates, bool *present)
+read_date_claims(JsonbValue **values, const JsonFastInts *ints,
+				 TimestampTz *dates, bool *present)
 {
 	for (int i = 0; i < N_DATE_CLAIMS; i++)
 	{
+		int64		secs;
+
 		present[i] = values[i] != NULL;
-		if (values[i] != NULL && !jwt_numeric_date(values[i], &dates[i]))
+		if (values[i] == NULL)
+			continue;
+		if (ints != NULL && json_fast_int(ints, values[i], &secs))
+		{
+			if (secs < 0 || secs > NUMERIC_DATE_MAX)
+				return i;
+			dates[i] = secs * USECS_PER_SEC - UNIX_TO_PG_USEC;
+		}
+		else if (!jwt_numeric_date(values[i], &dates[i]))
 			return i;
 	}
 	return -1;
@@ -394,7 +408,7 @@ check_claims(const JwtClaims *claims, const JwtVerifyParams *p, JwtFailure *f)
 
 	for (int i = 0; i < N_DATE_CLAIMS; i++)
 		values[i] = jwt_claim_value(claims, date_claims[i]);
-	switch (read_date_claims(values, dates, present))
+	switch (read_date_claims(values, &claims->ints, dates, present))
 	{
 		case -1:
 			break;
@@ -569,7 +583,7 @@ jwt_token_open(const char *token, size_t len, const JwtVerifyParams *params,
 		return false;
 	if (!decode_json_tree(t->parts.token, t->parts.header_len,
 						  "invalid token header encoding", "invalid token header",
-						  &t->header, f))
+						  &t->header, NULL, f))
 		return false;
 	if (!check_header(&t->header, &t->alg, &t->kid, f))
 		return false;
@@ -646,7 +660,7 @@ check_sign_claims(Jsonb *claims)
 				 errmsg("claims must be a JSON object")));
 	for (int i = 0; i < N_DATE_CLAIMS; i++)
 		values[i] = jsonb_member(&claims->root, date_claims[i]);
-	bad = read_date_claims(values, dates, present);
+	bad = read_date_claims(values, NULL, dates, present);
 	if (bad >= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),

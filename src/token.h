@@ -16,6 +16,7 @@
 #include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 
+#include "jsonutil.h"
 #include "jws.h"
 #include "keys.h"
 
@@ -95,6 +96,7 @@ typedef struct JwtClaims
 {
 	bool		decoded;		/* false until the payload is parsed */
 	JsonbValue	tree;			/* jbvObject, members in jsonb order */
+	JsonFastInts ints;			/* its plain-integer members, for dates */
 	Jsonb	   *jsonb;			/* NULL until jwt_claims_jsonb */
 } JwtClaims;
 

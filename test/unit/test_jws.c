@@ -615,6 +615,25 @@ test_b64url_alphabet(void)
 	CHECK(bad == 0);
 	CHECK(in_alphabet == 64);
 
+	/* every byte at every place of strings long enough for the 8-at-a-time scan */
+	for (int c = 0; c < 256; c++)
+	{
+		bool		expect = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			(c >= '0' && c <= '9') || c == '-' || c == '_';
+
+		for (size_t len = 8; len <= 19; len++)
+			for (size_t at = 0; at < len; at++)
+			{
+				char		s[19];
+
+				memset(s, (at % 2) ? 'z' : '_', sizeof(s));
+				s[at] = (char) c;
+				if (b64url_is_alphabet(s, len) != expect)
+					LOOP_FAIL(bad, "b64url_is_alphabet: 0x%02x at %zu of %zu wrong", c, at, len);
+			}
+	}
+	CHECK(bad == 0);
+
 	CHECK(b64url_is_alphabet("", 0));
 	CHECK(b64url_is_alphabet("Zm9v-_09azAZ", 12));
 	CHECK(!b64url_is_alphabet("Zm9v=", 5));

@@ -81,6 +81,14 @@ SELECT outcome($$SELECT jwt_sign('[1]', 's')$$) AS claims_not_object;
 SELECT outcome($$SELECT jwt_sign('"x"', 's')$$) AS claims_scalar;
 SELECT outcome($$SELECT jwt_sign('{"exp":"tomorrow"}', 's')$$) AS exp_not_number;
 SELECT outcome($$SELECT jwt_sign('{"nbf":-1}', 's')$$) AS nbf_negative;
+-- time claims are checked as they are written: the range ends, the forms of
+-- a number, and with several bad ones the first of exp, nbf, iat is named
+SELECT claims, outcome(format('SELECT jwt_sign(%L, %L)', claims, 's')) AS outcome
+FROM (VALUES ('{"exp":253402300799,"nbf":0,"iat":0}'), ('{"exp":253402300800}'),
+             ('{"exp":2534023007990}'), ('{"exp":1e3,"iat":1.5}'), ('{"iat":-0.5}'),
+             ('{"iat":true}'), ('{"iat":null}'), ('{"iat":"NaN"}'), ('{"nbf":[1]}'),
+             ('{"iat":-1,"nbf":-1}'), ('{"iat":-1,"nbf":-1,"exp":-1}'),
+             ('{"x":{"exp":-1}}')) AS t(claims);
 SELECT outcome($$SELECT jwt_sign('{}', 's', 'HS256', '{"alg":"HS512"}')$$) AS header_alg_conflict;
 SELECT outcome($$SELECT jwt_sign('{}', 's', 'HS256', '{"crit":["exp"]}')$$) AS header_crit;
 SELECT outcome($$SELECT jwt_sign('{}', 's', 'HS256', '[]')$$) AS header_not_object;

@@ -37,21 +37,37 @@ static const signed char dec_table[256] = {
 	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
 };
 
+/* Two characters for each 12 bits, built on first use */
+static char enc_pairs[4096][2];
+static bool enc_pairs_ready = false;
+
+static void
+build_enc_pairs(void)
+{
+	for (int v = 0; v < 4096; v++)
+	{
+		enc_pairs[v][0] = enc_table[v >> 6];
+		enc_pairs[v][1] = enc_table[v & 0x3f];
+	}
+	enc_pairs_ready = true;
+}
+
 size_t
 b64url_encode(const unsigned char *src, size_t len, char *dst)
 {
 	char	   *p = dst;
 	size_t		i = 0;
 
+	if (!enc_pairs_ready)
+		build_enc_pairs();
 	for (; i + 3 <= len; i += 3)
 	{
 		uint32_t	v = ((uint32_t) src[i] << 16) |
 			((uint32_t) src[i + 1] << 8) | src[i + 2];
 
-		*p++ = enc_table[(v >> 18) & 0x3f];
-		*p++ = enc_table[(v >> 12) & 0x3f];
-		*p++ = enc_table[(v >> 6) & 0x3f];
-		*p++ = enc_table[v & 0x3f];
+		memcpy(p, enc_pairs[v >> 12], 2);
+		memcpy(p + 2, enc_pairs[v & 0xfff], 2);
+		p += 4;
 	}
 	if (len - i == 1)
 	{

@@ -798,11 +798,18 @@ json_strict_error_text(JsonStrictError err)
 static void
 append_json_string(StringInfo buf, const char *s, int len)
 {
+	int			run = 0;		/* start of the bytes not yet appended */
+
 	appendStringInfoCharMacro(buf, '"');
 	for (int i = 0; i < len; i++)
 	{
 		unsigned char c = (unsigned char) s[i];
 
+		/* bytes that need no escape are appended a run at a time */
+		if (c >= ' ' && c != '"' && c != '\\')
+			continue;
+		appendBinaryStringInfo(buf, s + run, i - run);
+		run = i + 1;
 		switch (c)
 		{
 			case '\b':
@@ -827,13 +834,11 @@ append_json_string(StringInfo buf, const char *s, int len)
 				appendStringInfoString(buf, "\\\\");
 				break;
 			default:
-				if (c < ' ')
-					appendStringInfo(buf, "\\u%04x", (int) c);
-				else
-					appendStringInfoCharMacro(buf, (char) c);
+				appendStringInfo(buf, "\\u%04x", (int) c);
 				break;
 		}
 	}
+	appendBinaryStringInfo(buf, s + run, len - run);
 	appendStringInfoCharMacro(buf, '"');
 }
 

@@ -646,26 +646,79 @@ append_b64url(StringInfo buf, const unsigned char *data, size_t len)
 	buf->data[buf->len] = '\0';
 }
 
-static void
-check_sign_claims(Jsonb *claims)
+/*
+ * A time claim being signed, from the text numeric_out wrote for it: a plain
+ * integer is read from that text, anything else as a numeric.
+ */
+static bool
+sign_date_ok(JsonbValue *v, const char *text, int len)
 {
-	TimestampTz dates[N_DATE_CLAIMS];
-	bool		present[N_DATE_CLAIMS];
-	JsonbValue *values[N_DATE_CLAIMS];
-	int			bad;
+	int64		secs = 0;
+	TimestampTz ts;
+
+	if (v->type != jbvNumeric)
+		return false;
+	if (len == 0 || len > 12)
+		return jwt_numeric_date(v, &ts);
+	for (int i = 0; i < len; i++)
+	{
+		if (text[i] < '0' || text[i] > '9')
+			return jwt_numeric_date(v, &ts);
+		secs = secs * 10 + (text[i] - '0');
+	}
+	return secs <= NUMERIC_DATE_MAX;
+}
+
+/*
+ * The claims as compact JSON (jsonb key order, as jsonb_append_compact),
+ * with exp, nbf and iat checked on the way: the first of them, in that
+ * order, that is not a NumericDate is an error.
+ */
+static void
+append_claims(StringInfo buf, Jsonb *claims)
+{
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	k;
+	JsonbValue	v;
+	bool		first = true;
+	bool		bad[N_DATE_CLAIMS] = {false};
 
 	if (!JB_ROOT_IS_OBJECT(claims) || JB_ROOT_IS_SCALAR(claims))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 				 errmsg("claims must be a JSON object")));
+
+	appendStringInfoCharMacro(buf, '{');
+	it = JsonbIteratorInit(&claims->root);
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		int			start;
+
+		if (tok != WJB_KEY)
+			continue;
+		tok = JsonbIteratorNext(&it, &v, true);
+		if (!first)
+			appendStringInfoCharMacro(buf, ',');
+		first = false;
+		jsonb_value_append_compact(buf, &k);
+		appendStringInfoCharMacro(buf, ':');
+		start = buf->len;
+		jsonb_value_append_compact(buf, &v);
+		if (k.val.string.len != 3)
+			continue;
+		for (int i = 0; i < N_DATE_CLAIMS; i++)
+			if (memcmp(k.val.string.val, date_claims[i], 3) == 0)
+				bad[i] = !sign_date_ok(&v, buf->data + start, buf->len - start);
+	}
+	appendStringInfoCharMacro(buf, '}');
+
 	for (int i = 0; i < N_DATE_CLAIMS; i++)
-		values[i] = jsonb_member(&claims->root, date_claims[i]);
-	bad = read_date_claims(values, NULL, dates, present);
-	if (bad >= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
-				 errmsg("invalid \"%s\" claim", date_claims[bad]),
-				 errdetail(DATE_CLAIM_DETAIL)));
+		if (bad[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+					 errmsg("invalid \"%s\" claim", date_claims[i]),
+					 errdetail(DATE_CLAIM_DETAIL)));
 }
 
 /*
@@ -792,6 +845,7 @@ text *
 jwt_sign_token(Jsonb *claims, JwtKeyArg *arg, const JwsAlg *alg, Jsonb *header)
 {
 	StringInfoData json;
+	StringInfoData payload;
 	StringInfoData out;
 	JwtKey	   *key;
 	unsigned char *sig;
@@ -799,7 +853,9 @@ jwt_sign_token(Jsonb *claims, JwtKeyArg *arg, const JwsAlg *alg, Jsonb *header)
 	JwsStatus	st;
 	text	   *result;
 
-	check_sign_claims(claims);
+	/* the claims first: their errors come before the key's */
+	initStringInfo(&payload);
+	append_claims(&payload, claims);
 	key = signing_key(arg, alg, header);
 
 	initStringInfo(&out);
@@ -807,10 +863,9 @@ jwt_sign_token(Jsonb *claims, JwtKeyArg *arg, const JwsAlg *alg, Jsonb *header)
 	build_header(&json, alg, header, key->kid);
 	append_b64url(&out, (unsigned char *) json.data, json.len);
 	appendStringInfoCharMacro(&out, '.');
-	resetStringInfo(&json);
-	jsonb_append_compact(&json, &claims->root);
-	append_b64url(&out, (unsigned char *) json.data, json.len);
+	append_b64url(&out, (unsigned char *) payload.data, payload.len);
 	pfree(json.data);
+	pfree(payload.data);
 
 	sig = palloc(jws_signature_max(alg, &key->jws) + 1);
 	st = jws_sign(alg, &key->jws, (unsigned char *) out.data, out.len, sig, &siglen);

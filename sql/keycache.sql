@@ -64,6 +64,35 @@ SELECT cached_keys() AS size_zero;
 RESET jwt.key_cache_size;
 
 -- ----------------------------------------------------------------
+-- the key of one call site: what a call was given is remembered for the
+-- rows that follow, recognised only by its exact bytes, and gone with the
+-- query
+-- ----------------------------------------------------------------
+CREATE TABLE cs AS SELECT * FROM (VALUES
+  (1, 'secret number one, 32 bytes long', 'secret number one, 32 bytes long'),
+  (2, 'secret number one, 32 bytes long', 'secret number one, 32 bytes lonG'),
+  (3, 'secret number one, 32 bytes long', 'secret number one, 32 bytes lon'),
+  (4, 'secret number one, 32 bytes long', 'secret number one, 32 bytes long!'),
+  (5, 'secret number one, 32 bytes long', 'secret number one, 32 bytes long'),
+  (6, 'secret number two, 32 bytes long', 'secret number one, 32 bytes long'),
+  (7, 'secret number two, 32 bytes long', 'secret number two, 32 bytes long')) AS v(i, signer, verifier);
+SELECT i, jwt_is_valid(jwt_sign('{}', signer), verifier) AS valid FROM cs ORDER BY i;
+-- PEMs and JWKs that change from row to row
+SELECT i, jwt_is_valid(tok, key) AS valid
+FROM (SELECT jwt_sign('{}', k('rsa_priv_pkcs8'), 'RS256') AS rs,
+             jwt_sign('{}', k('ec256_priv_pkcs8'), 'ES256') AS es) AS t,
+     LATERAL (VALUES (1, rs, k('rsa_pub_spki')), (2, rs, k('ec256_pub')), (3, es, k('ec256_pub')),
+                     (4, es, k('rsa_pub_spki')), (5, es, k('ec256_jwk_pub')), (6, rs, k('rsa_pub_spki')),
+                     (7, rs, 'secret number one, 32 bytes long')) AS v(i, tok, key)
+ORDER BY i;
+-- with the caches off, the same answers
+SET jwt.key_cache_size = 0;
+SELECT i, jwt_is_valid(jwt_sign('{}', signer), verifier) AS valid FROM cs ORDER BY i;
+RESET jwt.key_cache_size;
+SELECT count(*) AS call_site_keys_left FROM pg_backend_memory_contexts WHERE name = 'jwt call-site key';
+DROP TABLE cs;
+
+-- ----------------------------------------------------------------
 -- verified signatures: a token presented again skips the signature check,
 -- and nothing else
 -- ----------------------------------------------------------------

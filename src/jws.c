@@ -223,6 +223,28 @@ typedef struct HmacSlot
 
 static HmacSlot hmac_slots[N_DIGESTS];
 
+bool
+jws_equal_ct(const void *a, const void *b, size_t len)
+{
+	const unsigned char *pa = a;
+	const unsigned char *pb = b;
+	uint64_t	diff = 0;
+	size_t		i = 0;
+
+	for (; i + 8 <= len; i += 8)
+	{
+		uint64_t	x;
+		uint64_t	y;
+
+		memcpy(&x, pa + i, 8);
+		memcpy(&y, pb + i, 8);
+		diff |= x ^ y;
+	}
+	for (; i < len; i++)
+		diff |= (uint64_t) (pa[i] ^ pb[i]);
+	return diff == 0;
+}
+
 static void
 hmac_slot_forget(HmacSlot *slot)
 {
@@ -283,7 +305,7 @@ hmac_compute(const JwsAlg *alg, const JwsKey *key,
 	}
 
 	if (slot->secret != NULL && slot->secret_len == key->secret_len &&
-		CRYPTO_memcmp(slot->secret, key->secret, key->secret_len) == 0)
+		jws_equal_ct(slot->secret, key->secret, key->secret_len))
 		rc = EVP_MAC_init(slot->ctx, NULL, 0, NULL);
 	else
 	{

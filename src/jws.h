@@ -83,6 +83,12 @@ extern JwsStatus jws_verify(const JwsAlg *alg, const JwsKey *key,
 							const unsigned char *sig, size_t siglen);
 
 /*
+ * Whether two byte strings of len bytes are equal, in time that depends on
+ * len only (eight bytes a step: CRYPTO_memcmp goes one byte at a time).
+ */
+extern bool jws_equal_ct(const void *a, const void *b, size_t len);
+
+/*
  * HMAC contexts stay keyed with the last secret used (per digest), beside a
  * copy of it; this re-keys them with a dummy key and wipes the copies.
  */

@@ -315,7 +315,8 @@ key_arg(FunctionCallInfo fcinfo, int argno, bool is_bytea)
 	{
 		text	   *t = PG_GETARG_TEXT_PP(argno);
 
-		return jwt_key_arg_cached(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+		return jwt_key_arg_for_call(fcinfo->flinfo, VARDATA_ANY(t),
+									VARSIZE_ANY_EXHDR(t));
 	}
 }
 

@@ -80,24 +80,11 @@ jwt_key_cache_fill_stats(void)
 	jwt_key_cache_stats.capacity = Max(size, 0);
 }
 
-JwtKeyArg *
-jwt_key_arg_cached(const char *data, size_t len)
+/* The entry for digest, or NULL; counts the lookup */
+static KeyCacheEntry *
+find_entry(const unsigned char *digest, int size, KeyCacheEntry **slot)
 {
-	unsigned char digest[DIGEST_LEN];
-	int			size = Min(jwt_key_cache_size, KEY_CACHE_MAX);
-	KeyCacheEntry *slot = NULL;
-	MemoryContext cxt;
-	MemoryContext old;
-	JwtKeyArg  *arg;
-
-	/* slots beyond a lowered jwt.key_cache_size are emptied */
-	for (int i = size; i < KEY_CACHE_MAX && entries[i].cxt != NULL; i++)
-		evict(&entries[i]);
-	/* a secret is used as it is: nothing to parse, nothing to keep */
-	if (size <= 0 || jwt_key_text_is_secret(data, len))
-		return jwt_key_arg_from_text(data, len);
-
-	text_digest(data, len, digest);
+	*slot = NULL;
 	for (int i = 0; i < size; i++)
 	{
 		KeyCacheEntry *e = &entries[i];
@@ -106,13 +93,29 @@ jwt_key_arg_cached(const char *data, size_t len)
 		{
 			e->last_used = ++use_clock;
 			jwt_key_cache_stats.hits++;
-			return e->arg;
+			return e;
 		}
-		if (slot == NULL || (slot->cxt != NULL && (e->cxt == NULL || e->last_used < slot->last_used)))
-			slot = e;
+		if (*slot == NULL || ((*slot)->cxt != NULL && (e->cxt == NULL || e->last_used < (*slot)->last_used)))
+			*slot = e;
 	}
-
 	jwt_key_cache_stats.misses++;
+	return NULL;
+}
+
+/* A key that is not a secret, by the digest of its text: found or parsed */
+static JwtKeyArg *
+key_arg_by_digest(const char *data, size_t len, const unsigned char *digest,
+				  int size)
+{
+	KeyCacheEntry *slot;
+	KeyCacheEntry *found = find_entry(digest, size, &slot);
+	MemoryContext cxt;
+	MemoryContext old;
+	JwtKeyArg  *arg;
+
+	if (found != NULL)
+		return found->arg;
+
 	/* parse where an error would release it with the call */
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "jwt cached key", ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(cxt);
@@ -132,4 +135,127 @@ jwt_key_arg_cached(const char *data, size_t len)
 	slot->arg = arg;
 	slot->last_used = ++use_clock;
 	return arg;
+}
+
+/* The cache's size now; slots beyond a lowered jwt.key_cache_size are emptied */
+static int
+current_size(void)
+{
+	int			size = Min(jwt_key_cache_size, KEY_CACHE_MAX);
+
+	for (int i = Max(size, 0); i < KEY_CACHE_MAX && entries[i].cxt != NULL; i++)
+		evict(&entries[i]);
+	return size;
+}
+
+JwtKeyArg *
+jwt_key_arg_cached(const char *data, size_t len)
+{
+	unsigned char digest[DIGEST_LEN];
+	int			size = current_size();
+
+	/* a secret is used as it is: nothing to parse, nothing to keep */
+	if (size <= 0 || jwt_key_text_is_secret(data, len))
+		return jwt_key_arg_from_text(data, len);
+
+	text_digest(data, len, digest);
+	return key_arg_by_digest(data, len, digest, size);
+}
+
+/* ----------------------------------------------------------------
+ * The key of one call site
+ *
+ * A query passes the same key on every row: a literal, a parameter, a
+ * column of a one-row join.  What a call site (an FmgrInfo) was last given
+ * is kept in its fn_extra, in a context under fn_mcxt, so it lasts as long
+ * as the query's plan and no longer.  A repeated argument is recognised by
+ * its bytes, compared in constant time.  For a secret
+ * the memo holds the key itself, built from a copy of the secret that is
+ * wiped when the memo goes; for anything else it holds only the digest of
+ * the text, which finds the parsed key in the cache above without hashing
+ * the text again (the cache may have dropped it meanwhile: it is then
+ * parsed again as usual).
+ * ----------------------------------------------------------------
+ */
+
+typedef struct CallKeyMemo
+{
+	MemoryContext cxt;			/* the memo's own, under fn_mcxt */
+	char	   *text;			/* copy of the argument */
+	size_t		len;
+	bool		secret;
+	JwtKeyArg  *arg;			/* secret: the key, built from text */
+	unsigned char digest[DIGEST_LEN];	/* otherwise: the text's digest */
+	MemoryContextCallback wipe;
+} CallKeyMemo;
+
+static void
+wipe_memo(void *arg)
+{
+	CallKeyMemo *m = (CallKeyMemo *) arg;
+
+	explicit_bzero(m->text, m->len);
+}
+
+/* in constant time for any key: a private PEM is as secret as a secret */
+static bool
+memo_matches(const CallKeyMemo *m, const char *data, size_t len)
+{
+	return m->len == len && jws_equal_ct(m->text, data, len);
+}
+
+JwtKeyArg *
+jwt_key_arg_for_call(FmgrInfo *flinfo, const char *data, size_t len)
+{
+	CallKeyMemo *m = (CallKeyMemo *) flinfo->fn_extra;
+	int			size = current_size();
+	MemoryContext cxt;
+	MemoryContext old;
+
+	if (size <= 0)
+	{
+		/* the caches are off: nothing is kept, not even here */
+		if (m != NULL)
+		{
+			flinfo->fn_extra = NULL;
+			MemoryContextDelete(m->cxt);
+		}
+		return jwt_key_arg_from_text(data, len);
+	}
+	if (m != NULL && memo_matches(m, data, len))
+	{
+		if (m->secret)
+			return m->arg;
+		return key_arg_by_digest(data, len, m->digest, size);
+	}
+
+	/* another key than last time: forget that one */
+	if (m != NULL)
+	{
+		flinfo->fn_extra = NULL;
+		MemoryContextDelete(m->cxt);
+	}
+	cxt = AllocSetContextCreate(flinfo->fn_mcxt, "jwt call-site key",
+								ALLOCSET_SMALL_SIZES);
+	m = MemoryContextAllocZero(cxt, sizeof(CallKeyMemo));
+	m->cxt = cxt;
+	m->text = MemoryContextAlloc(cxt, Max(len, 1));
+	memcpy(m->text, data, len);
+	m->len = len;
+	m->wipe.func = wipe_memo;
+	m->wipe.arg = m;
+	MemoryContextRegisterResetCallback(cxt, &m->wipe);
+	m->secret = jwt_key_text_is_secret(data, len);
+	if (m->secret)
+	{
+		old = MemoryContextSwitchTo(cxt);
+		m->arg = jwt_key_arg_from_text(m->text, len);
+		MemoryContextSwitchTo(old);
+		m->arg->cached = true;
+		flinfo->fn_extra = m;
+		return m->arg;
+	}
+	text_digest(data, len, m->digest);
+	flinfo->fn_extra = m;
+	return key_arg_by_digest(data, len, m->digest, size);
 }

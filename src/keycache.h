@@ -7,6 +7,7 @@
 #define JWT_KEYCACHE_H
 
 #include "postgres.h"
+#include "fmgr.h"
 
 #include "keys.h"
 #include "verifycache.h"
@@ -20,6 +21,13 @@ extern int	jwt_key_cache_size;
  * cost nothing to "parse", are not cached.
  */
 extern JwtKeyArg *jwt_key_arg_cached(const char *data, size_t len);
+
+/*
+ * The same for the key argument of one call site: a key passed again on the
+ * next row is recognised without hashing its text (see keycache.c).
+ */
+extern JwtKeyArg *jwt_key_arg_for_call(FmgrInfo *flinfo, const char *data,
+									   size_t len);
 
 /* Its counters for jwt_cache_stats(); fill_stats brings them up to date. */
 extern JwtCacheStats jwt_key_cache_stats;

@@ -39,8 +39,9 @@ extern int	jwt_verify_cache_size;
 /*
  * The memo's key for a token is made in two steps: the token's digest, once
  * per call (false when the memo does not apply: it is off, or the algorithm
- * is HMAC, whose MAC costs no more than the lookup), then one digest per
- * candidate key (false for a key without a public part).
+ * is HMAC, whose MAC costs no more than the lookup), then, per candidate
+ * key, that digest combined with the key's (false for a key without a
+ * public part).
  */
 extern bool jwt_verify_cache_token_digest(const JwsAlg *alg, const char *token,
 										  size_t len, unsigned char *token_digest);

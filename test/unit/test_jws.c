@@ -1825,6 +1825,38 @@ test_rfc_vectors(void)
 	}
 }
 
+/* jws_equal_ct: equal strings, and a difference at every place and bit */
+static void
+test_equal_ct(void)
+{
+	unsigned char a[41];
+	unsigned char b[41];
+	int			bad = 0;
+
+	label = "constant-time compare";
+	for (size_t i = 0; i < sizeof(a); i++)
+		a[i] = (unsigned char) (i * 37 + 11);
+	for (size_t len = 0; len <= sizeof(a); len++)
+	{
+		memcpy(b, a, sizeof(a));
+		if (!jws_equal_ct(a, b, len))
+			LOOP_FAIL(bad, "equal strings of %zu bytes differ", len);
+		for (size_t at = 0; at < len; at++)
+			for (int bit = 0; bit < 8; bit++)
+			{
+				b[at] ^= (unsigned char) (1 << bit);
+				if (jws_equal_ct(a, b, len))
+					LOOP_FAIL(bad, "bit %d of byte %zu of %zu not seen", bit, at, len);
+				b[at] ^= (unsigned char) (1 << bit);
+			}
+		/* a difference past len does not count */
+		b[len == sizeof(a) ? 0 : len] ^= 1;
+		if (len < sizeof(a) && !jws_equal_ct(a, b, len))
+			LOOP_FAIL(bad, "byte past %zu counted", len);
+	}
+	CHECK(bad == 0);
+}
+
 /*
  * HMAC contexts stay keyed with the last secret (jws_hmac_forget wipes
  * them): whatever the order of secrets -- the same again, one that differs
@@ -1977,6 +2009,7 @@ main(void)
 	test_rfc_vectors();
 	test_known_signatures();
 	test_hmac_kept_key();
+	test_equal_ct();
 
 	keys_free();
 

@@ -83,6 +83,8 @@ suite concurrency 1 "concurrency (8 clients refresh one token at once)" \
 	/usr/bin/python3 "$REPO/test/concurrency/refresh_race.py"
 suite mutation 3 "mutation (>= 100,000 mutated tokens through jwt_verify)" \
 	/usr/bin/python3 "$REPO/test/stress/mutation.py"
+suite json-diff 3 "JSON differential (strict parser vs an oracle and jsonb_in)" \
+	/usr/bin/python3 "$REPO/test/stress/json_diff.py"
 suite memory 12 "memory (1,000,000 jwt_verify per family, RssAnon growth < 1 MB)" \
 	/usr/bin/python3 "$REPO/test/stress/memory.py"
 suite hygiene 1 "secret hygiene" \

@@ -427,6 +427,110 @@ jws_sign(const JwsAlg *alg, const JwsKey *key,
 	return st;
 }
 
+void
+jws_key_forget(JwsKey *key)
+{
+	if (key->verify_ctx != NULL)
+		EVP_PKEY_CTX_free(key->verify_ctx);
+	key->verify_ctx = NULL;
+	key->verify_alg = NULL;
+}
+
+/* The digest of msg for alg, with one kept context per digest */
+static bool
+digest_of(const JwsAlg *alg, const unsigned char *msg, size_t msglen,
+		  unsigned char *out, unsigned int *outlen)
+{
+	static EVP_MD_CTX *ctx[N_DIGESTS];
+	const EVP_MD *md = get_digest(alg);
+	EVP_MD_CTX **c;
+
+	if (md == NULL)
+		return false;
+	c = &ctx[alg->digest_index];
+	if (*c == NULL && (*c = EVP_MD_CTX_new()) == NULL)
+		return false;
+	return EVP_DigestInit_ex(*c, md, NULL) == 1 &&
+		EVP_DigestUpdate(*c, msg, msglen) == 1 &&
+		EVP_DigestFinal_ex(*c, out, outlen) == 1;
+}
+
+/* A context that verifies digests for alg with pkey: padding as in pkey_ctx_init */
+static EVP_PKEY_CTX *
+prepare_verify_ctx(const JwsAlg *alg, EVP_PKEY *pkey)
+{
+	const EVP_MD *md = get_digest(alg);
+	EVP_PKEY_CTX *pctx;
+	int			ok;
+
+	if (md == NULL || (pctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL)) == NULL)
+		return NULL;
+	ok = EVP_PKEY_verify_init(pctx);
+	if (ok == 1 && alg->family == JWS_RSA_PKCS1)
+		ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING);
+	else if (ok == 1 && alg->family == JWS_RSA_PSS)
+	{
+		ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
+		if (ok == 1)
+			ok = EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, alg->hash_len);
+		if (ok == 1)
+			ok = EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md);
+	}
+	/* the digest is named for every family: its length is then checked */
+	if (ok == 1)
+		ok = EVP_PKEY_CTX_set_signature_md(pctx, md);
+	if (ok != 1)
+	{
+		EVP_PKEY_CTX_free(pctx);
+		return NULL;
+	}
+	return pctx;
+}
+
+/*
+ * RSA or ECDSA verification of msg through the context the key keeps for
+ * the algorithm (made on first use, or when the algorithm changes).  The
+ * signature has had its format checked, and an ECDSA one is DER already.
+ */
+static JwsStatus
+verify_prepared(const JwsAlg *alg, JwsKey *key,
+				const unsigned char *msg, size_t msglen,
+				const unsigned char *sig, size_t siglen)
+{
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned int dlen = 0;
+	int			rc;
+
+	if (key->verify_alg != alg)
+	{
+		jws_key_forget(key);
+		if ((key->verify_ctx = prepare_verify_ctx(alg, key->pkey)) == NULL)
+		{
+			ERR_clear_error();
+			return JWS_CRYPTO_ERROR;
+		}
+		key->verify_alg = alg;
+	}
+	if (!digest_of(alg, msg, msglen, digest, &dlen))
+	{
+		ERR_clear_error();
+		return JWS_CRYPTO_ERROR;
+	}
+	rc = EVP_PKEY_verify(key->verify_ctx, sig, siglen, digest, dlen);
+	if (rc != 1)
+	{
+		/*
+		 * 0 is a clean mismatch; < 0 a malformed signature: both reject.
+		 * The context is not trusted after a failure: the next call makes
+		 * a new one.
+		 */
+		ERR_clear_error();
+		jws_key_forget(key);
+		return JWS_BAD_SIGNATURE;
+	}
+	return JWS_OK;
+}
+
 JwsStatus
 jws_verify(const JwsAlg *alg, const JwsKey *key,
 		   const unsigned char *msg, size_t msglen,
@@ -467,6 +571,9 @@ jws_verify(const JwsAlg *alg, const JwsKey *key,
 	}
 	else if (siglen != jws_signature_max(alg, key))
 		return JWS_BAD_SIGNATURE_FORMAT;
+
+	if (key->keep_verify_ctx && alg->family != JWS_EDDSA)
+		return verify_prepared(alg, (JwsKey *) key, msg, msglen, sig, siglen);
 
 	mctx = pkey_ctx_init(alg, key->pkey, false);
 	if (mctx == NULL)

@@ -42,6 +42,7 @@ jwt_key_release(JwtKey *key)
 {
 	if (key == NULL)
 		return;
+	jws_key_forget(&key->jws);
 	if (key->jws.pkey != NULL)
 	{
 		EVP_PKEY_free(key->jws.pkey);
@@ -72,6 +73,7 @@ jwt_key_new(JwtKeyType type)
 	JwtKey	   *key = palloc0(sizeof(JwtKey));
 
 	key->type = type;
+	key->jws.keep_verify_ctx = true;	/* released with the key, below */
 	key->cleanup.func = key_cleanup_callback;
 	key->cleanup.arg = key;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &key->cleanup);

@@ -1825,6 +1825,74 @@ test_rfc_vectors(void)
 	}
 }
 
+/*
+ * Keys that keep a prepared verify context: whatever the order of
+ * algorithms on one key (the context is remade when the algorithm changes),
+ * good signatures, bad ones (after which the context is remade too) and
+ * signatures of another algorithm of the same key all give what a key
+ * without the context gives.  jws_key_forget frees it (LeakSanitizer).
+ */
+static void
+test_kept_verify_ctx(void)
+{
+	static const char *const rsa_algs[] = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"};
+	static const char *const ec_algs[] = {"ES256"};
+	struct
+	{
+		EVP_PKEY   *pkey;
+		const char *const *algs;
+		int			nalgs;
+	}			cases[] = {{rsa2048, rsa_algs, 6}, {ec256, ec_algs, 1}};
+	unsigned char msg[200];
+	int			bad = 0;
+
+	label = "kept verify context";
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (unsigned char) (i * 13 + 5);
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+	{
+		JwsKey		plain = pkey_key(cases[c].pkey);
+		JwsKey		kept = pkey_key(cases[c].pkey);
+		unsigned char sigs[6][600];
+		size_t		siglens[6];
+
+		kept.keep_verify_ctx = true;
+		for (int a = 0; a < cases[c].nalgs; a++)
+		{
+			siglens[a] = sizeof(sigs[a]);
+			if (jws_sign(alg_get(cases[c].algs[a]), &plain, msg, sizeof(msg),
+						 sigs[a], &siglens[a]) != JWS_OK)
+				LOOP_FAIL(bad, "signing with %s failed", cases[c].algs[a]);
+		}
+		for (int round = 0; round < 400; round++)
+		{
+			int			a = rng_next() % cases[c].nalgs;	/* algorithm verified */
+			int			s = rng_next() % cases[c].nalgs;	/* signature made with */
+			const JwsAlg *alg = alg_get(cases[c].algs[a]);
+			unsigned char sig[600];
+			JwsStatus	want;
+			JwsStatus	got;
+
+			memcpy(sig, sigs[s], siglens[s]);
+			if (rng_next() % 4 == 0)
+				sig[rng_next() % siglens[s]] ^= (unsigned char) (1 + rng_next() % 255);
+			want = jws_verify(alg, &plain, msg, sizeof(msg), sig, siglens[s]);
+			got = jws_verify(alg, &kept, msg, sizeof(msg), sig, siglens[s]);
+			if (got != want)
+				LOOP_FAIL(bad, "round %d: %s over a %s signature: kept %s, plain %s",
+						  round, cases[c].algs[a], cases[c].algs[s],
+						  st_name(got), st_name(want));
+			if (want == JWS_OK && got == JWS_OK && kept.verify_alg != alg)
+				LOOP_FAIL(bad, "round %d: no context kept for %s", round, alg->name);
+		}
+		jws_key_forget(&kept);
+		if (kept.verify_ctx != NULL || kept.verify_alg != NULL)
+			LOOP_FAIL(bad, "jws_key_forget left a context");
+		jws_key_forget(&kept);	/* twice is harmless */
+	}
+	CHECK(bad == 0);
+}
+
 /* jws_equal_ct: equal strings, and a difference at every place and bit */
 static void
 test_equal_ct(void)
@@ -2010,6 +2078,7 @@ main(void)
 	test_known_signatures();
 	test_hmac_kept_key();
 	test_equal_ct();
+	test_kept_verify_ctx();
 
 	keys_free();
 

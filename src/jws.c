@@ -333,6 +333,26 @@ done:
 	return st;
 }
 
+/* The family's padding on a sign or verify context: 1 on success */
+static int
+set_padding(const JwsAlg *alg, EVP_PKEY_CTX *pctx, const EVP_MD *md)
+{
+	int			ok = 1;
+
+	if (alg->family == JWS_RSA_PKCS1)
+		ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING);
+	else if (alg->family == JWS_RSA_PSS)
+	{
+		/* salt length is the hash length, on verify too: never "auto" */
+		ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
+		if (ok == 1)
+			ok = EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, alg->hash_len);
+		if (ok == 1)
+			ok = EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md);
+	}
+	return ok;
+}
+
 /* Set up a DigestSign/DigestVerify context with the family's padding. */
 static EVP_MD_CTX *
 pkey_ctx_init(const JwsAlg *alg, EVP_PKEY *pkey, bool sign)
@@ -355,17 +375,8 @@ pkey_ctx_init(const JwsAlg *alg, EVP_PKEY *pkey, bool sign)
 	else
 		ok = EVP_DigestVerifyInit(mctx, &pctx, md, NULL, pkey);
 
-	if (ok == 1 && alg->family == JWS_RSA_PKCS1)
-		ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING);
-	else if (ok == 1 && alg->family == JWS_RSA_PSS)
-	{
-		/* salt length is the hash length, on verify too: never "auto" */
-		ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
-		if (ok == 1)
-			ok = EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, alg->hash_len);
-		if (ok == 1)
-			ok = EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md);
-	}
+	if (ok == 1)
+		ok = set_padding(alg, pctx, md);
 
 	if (ok != 1)
 	{
@@ -466,16 +477,8 @@ prepare_verify_ctx(const JwsAlg *alg, EVP_PKEY *pkey)
 	if (md == NULL || (pctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL)) == NULL)
 		return NULL;
 	ok = EVP_PKEY_verify_init(pctx);
-	if (ok == 1 && alg->family == JWS_RSA_PKCS1)
-		ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING);
-	else if (ok == 1 && alg->family == JWS_RSA_PSS)
-	{
-		ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
-		if (ok == 1)
-			ok = EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, alg->hash_len);
-		if (ok == 1)
-			ok = EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md);
-	}
+	if (ok == 1)
+		ok = set_padding(alg, pctx, md);
 	/* the digest is named for every family: its length is then checked */
 	if (ok == 1)
 		ok = EVP_PKEY_CTX_set_signature_md(pctx, md);

@@ -799,9 +799,29 @@ static void
 append_json_string(StringInfo buf, const char *s, int len)
 {
 	int			run = 0;		/* start of the bytes not yet appended */
+	int			i;
+
+	/* the usual case, nothing to escape: one copy */
+	for (i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		if (c < ' ' || c == '"' || c == '\\')
+			break;
+	}
+	if (i == len)
+	{
+		enlargeStringInfo(buf, len + 2);
+		buf->data[buf->len] = '"';
+		memcpy(buf->data + buf->len + 1, s, len);
+		buf->data[buf->len + len + 1] = '"';
+		buf->len += len + 2;
+		buf->data[buf->len] = '\0';
+		return;
+	}
 
 	appendStringInfoCharMacro(buf, '"');
-	for (int i = 0; i < len; i++)
+	for (i = 0; i < len; i++)
 	{
 		unsigned char c = (unsigned char) s[i];
 
@@ -854,9 +874,25 @@ append_scalar(StringInfo buf, JsonbValue *v)
 			append_json_string(buf, v->val.string.val, v->val.string.len);
 			break;
 		case jbvNumeric:
-			appendStringInfoString(buf,
-								   DatumGetCString(DirectFunctionCall1(numeric_out,
-																	   NumericGetDatum(v->val.numeric))));
+			{
+				/* integers that fit 32 bits, such as most dates, skip numeric_out */
+				bool		err = false;
+				int32		i32 = 0;
+				char		digits[12];
+
+				if (!numeric_is_nan(v->val.numeric) && !numeric_is_inf(v->val.numeric) &&
+					DatumGetInt32(DirectFunctionCall1(numeric_scale,
+													  NumericGetDatum(v->val.numeric))) == 0)
+					i32 = numeric_int4_opt_error(v->val.numeric, &err);
+				else
+					err = true;
+				if (!err)
+					appendBinaryStringInfo(buf, digits, pg_ltoa(i32, digits));
+				else
+					appendStringInfoString(buf,
+										   DatumGetCString(DirectFunctionCall1(numeric_out,
+																			   NumericGetDatum(v->val.numeric))));
+			}
 			break;
 		case jbvBool:
 			if (v->val.boolean)

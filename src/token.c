@@ -758,7 +758,9 @@ build_header(StringInfo buf, const JwsAlg *alg, Jsonb *extra, const char *key_ki
 					 errmsg("header \"typ\" and \"kid\" must be strings")));
 	}
 
-	appendStringInfo(buf, "{\"alg\":\"%s\",\"typ\":", alg->name);
+	appendStringInfoString(buf, "{\"alg\":\"");
+	appendStringInfoString(buf, alg->name);
+	appendStringInfoString(buf, "\",\"typ\":");
 	if (typ != NULL)
 		jsonb_value_append_compact(buf, typ);
 	else

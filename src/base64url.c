@@ -14,6 +14,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 static const char enc_table[64] =
 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -115,10 +119,38 @@ word_is_alphabet(uint64_t w)
 	return ok == HIGH_BITS;
 }
 
+#ifdef __SSE2__
+/* sixteen characters at a time; bytes of 0x80 and above compare as negative */
+static inline bool
+block_is_alphabet(const char *src)
+{
+	__m128i		v = _mm_loadu_si128((const __m128i *) src);
+	__m128i		upper = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('A' - 1)),
+									  _mm_cmplt_epi8(v, _mm_set1_epi8('Z' + 1)));
+	__m128i		lower = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('a' - 1)),
+									  _mm_cmplt_epi8(v, _mm_set1_epi8('z' + 1)));
+	__m128i		digit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+									  _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)));
+	__m128i		other = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')),
+									 _mm_cmpeq_epi8(v, _mm_set1_epi8('_')));
+
+	return _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(upper, lower),
+										  _mm_or_si128(digit, other))) == 0xFFFF;
+}
+#endif
+
 bool
 b64url_is_alphabet(const char *src, size_t len)
 {
 	size_t		i = 0;
+
+#ifdef __SSE2__
+	for (; i + 16 <= len; i += 16)
+	{
+		if (!block_is_alphabet(src + i))
+			return false;
+	}
+#endif
 
 	for (; i + 8 <= len; i += 8)
 	{

@@ -225,8 +225,9 @@ static void
 default_params(JwtVerifyParams *p)
 {
 	memset(p, 0, sizeof(*p));
-	p->audiences = palloc(sizeof(char *));
-	p->audience_lens = palloc(sizeof(int));
+	/* p is never copied: pointing into it is safe */
+	p->audiences = &p->audience_slot;
+	p->audience_lens = &p->audience_slot_len;
 	if (jwt_audience != NULL && jwt_audience[0] != '\0')
 	{
 		p->audiences[0] = jwt_audience;

@@ -860,7 +860,9 @@ jwt_sign_token(Jsonb *claims, JwtKeyArg *arg, const JwsAlg *alg, Jsonb *header)
 	append_claims(&payload, claims);
 	key = signing_key(arg, alg, header);
 
+	/* the token is written after room for a varlena header: no final copy */
 	initStringInfo(&out);
+	appendStringInfoSpaces(&out, VARHDRSZ);
 	initStringInfo(&json);
 	build_header(&json, alg, header, key->kid);
 	append_b64url(&out, (unsigned char *) json.data, json.len);
@@ -870,7 +872,8 @@ jwt_sign_token(Jsonb *claims, JwtKeyArg *arg, const JwsAlg *alg, Jsonb *header)
 	pfree(payload.data);
 
 	sig = palloc(jws_signature_max(alg, &key->jws) + 1);
-	st = jws_sign(alg, &key->jws, (unsigned char *) out.data, out.len, sig, &siglen);
+	st = jws_sign(alg, &key->jws, (unsigned char *) out.data + VARHDRSZ,
+				  out.len - VARHDRSZ, sig, &siglen);
 	if (arg->kind == JWT_KEYARG_JWKS)
 		jwt_key_release(key);
 
@@ -901,7 +904,7 @@ jwt_sign_token(Jsonb *claims, JwtKeyArg *arg, const JwsAlg *alg, Jsonb *header)
 	append_b64url(&out, sig, siglen);
 	pfree(sig);
 
-	result = cstring_to_text_with_len(out.data, out.len);
-	pfree(out.data);
+	result = (text *) out.data;
+	SET_VARSIZE(result, out.len);
 	return result;
 }

@@ -51,6 +51,8 @@ typedef struct JwtVerifyParams
 	const char **audiences;		/* "aud" must hold one of these */
 	int		   *audience_lens;
 	int			naudiences;		/* 0: no audience expected */
+	const char *audience_slot;	/* where audiences point for just one */
+	int			audience_slot_len;
 	bool		audience_given; /* by the caller, not from jwt.audience */
 	const char *issuer;			/* NULL: issuer not checked */
 	int			issuer_len;

@@ -615,16 +615,16 @@ test_b64url_alphabet(void)
 	CHECK(bad == 0);
 	CHECK(in_alphabet == 64);
 
-	/* every byte at every place of strings long enough for the 8-at-a-time scan */
+	/* every byte at every place of strings long enough for the 8- and 16-at-a-time scans */
 	for (int c = 0; c < 256; c++)
 	{
 		bool		expect = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
 			(c >= '0' && c <= '9') || c == '-' || c == '_';
 
-		for (size_t len = 8; len <= 19; len++)
+		for (size_t len = 8; len <= 35; len++)
 			for (size_t at = 0; at < len; at++)
 			{
-				char		s[19];
+				char		s[35];
 
 				memset(s, (at % 2) ? 'z' : '_', sizeof(s));
 				s[at] = (char) c;

@@ -61,9 +61,31 @@ extern bool json_parse_tree_strict(const char *data, size_t len,
 								   JsonbValue *root, JsonFastInts *ints,
 								   JsonStrictError *err);
 
+/*
+ * The jsonb of such a tree, as JsonbValueToJsonb would make it (objects'
+ * members must be in jsonb order and unique, as the parser leaves them),
+ * written in one exactly-sized allocation.
+ */
+extern Jsonb *json_tree_to_jsonb(const JsonbValue *root);
+
 /* A member of such a tree's object, or NULL; containers are jbvObject/Array */
 extern JsonbValue *json_tree_member(const JsonbValue *obj, const char *name,
 									int len);
+
+/*
+ * Several members of such a tree's object in one pass over it: out[i] is the
+ * member named names[i], or NULL.  For the handful a token check reads.
+ */
+typedef struct JsonName
+{
+	const char *name;
+	int			len;
+} JsonName;
+
+#define JSON_NAME(literal)	{literal, sizeof(literal) - 1}
+
+extern void json_tree_members(const JsonbValue *obj, const JsonName *names,
+							  int n, JsonbValue **out);
 
 /* Human-readable reason, for errdetail. */
 extern const char *json_strict_error_text(JsonStrictError err);

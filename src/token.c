@@ -117,7 +117,7 @@ decode_json_segment(const char *seg, size_t len, const char *bad_b64,
 
 	if (!decode_json_tree(seg, len, bad_b64, bad_json, &root, NULL, f))
 		return NULL;
-	return JsonbValueToJsonb(&root);
+	return json_tree_to_jsonb(&root);
 }
 
 Jsonb *
@@ -161,7 +161,7 @@ jwt_claims_jsonb(JwtClaims *claims)
 {
 	Assert(claims->decoded);
 	if (claims->jsonb == NULL)
-		claims->jsonb = JsonbValueToJsonb(&claims->tree);
+		claims->jsonb = json_tree_to_jsonb(&claims->tree);
 	return claims->jsonb;
 }
 
@@ -172,12 +172,27 @@ string_is(JsonbValue *v, const char *s, int len)
 		memcmp(v->val.string.val, s, len) == 0;
 }
 
+/* The header parameters the checks read, in one pass over the header */
+enum
+{
+	H_ALG, H_CRIT, H_B64, H_KID, H_TYP, N_HEADER_NAMES
+};
+static const JsonName header_names[N_HEADER_NAMES] = {
+	JSON_NAME("alg"), JSON_NAME("crit"), JSON_NAME("b64"), JSON_NAME("kid"), JSON_NAME("typ")
+};
+
 /* Header checks: "alg" present and acceptable, no extensions. */
 static bool
-check_header(JsonbValue *header, const JwsAlg **alg, JsonbValue **kid, JwtFailure *f)
+check_header(JsonbValue *header, const JwsAlg **alg, JsonbValue **kid,
+			 JsonbValue **typ, JwtFailure *f)
 {
-	JsonbValue *algv = json_tree_member(header, "alg", 3);
+	JsonbValue *hv[N_HEADER_NAMES];
+	JsonbValue *algv;
 	JsonbValue *v;
+
+	json_tree_members(header, header_names, N_HEADER_NAMES, hv);
+	algv = hv[H_ALG];
+	*typ = hv[H_TYP];
 
 	if (algv == NULL || algv->type != jbvString)
 		return fail(f, ERRCODE_JWT_DECODE, "invalid token header",
@@ -188,16 +203,16 @@ check_header(JsonbValue *header, const JwsAlg **alg, JsonbValue **kid, JwtFailur
 					"unsecured tokens (algorithm \"none\") are never accepted", NULL);
 
 	/* RFC 7515 §4.1.11: we implement no extension a "crit" could name */
-	if (json_tree_member(header, "crit", 4) != NULL)
+	if (hv[H_CRIT] != NULL)
 		return fail(f, ERRCODE_JWT_DECODE, "unsupported critical header extension",
 					"The header has a \"crit\" member; no JWS extensions are supported.");
 	/* RFC 7797: only the default b64 = true */
-	v = json_tree_member(header, "b64", 3);
+	v = hv[H_B64];
 	if (v != NULL && !(v->type == jbvBool && v->val.boolean))
 		return fail(f, ERRCODE_JWT_DECODE, "unsupported header parameter \"b64\"",
 					"Unencoded payloads (RFC 7797) are not supported.");
 
-	*kid = json_tree_member(header, "kid", 3);
+	*kid = hv[H_KID];
 	if (*kid != NULL && (*kid)->type != jbvString)
 		return fail(f, ERRCODE_JWT_DECODE, "invalid token header",
 					"The \"kid\" header parameter is not a string.");
@@ -215,9 +230,8 @@ check_header(JsonbValue *header, const JwsAlg **alg, JsonbValue **kid, JwtFailur
  * regard to case, with or without the "application/" prefix.
  */
 static bool
-check_token_type(JsonbValue *header, JwtTokenType want, JwtFailure *f)
+check_token_type(JsonbValue *typ, JwtTokenType want, JwtFailure *f)
 {
-	JsonbValue *typ = json_tree_member(header, "typ", 3);
 	bool		refresh = false;
 
 	if (want == JWT_TOKEN_ANY)
@@ -401,13 +415,16 @@ read_date_claims(JsonbValue **values, const JsonFastInts *ints,
 static bool
 check_claims(const JwtClaims *claims, const JwtVerifyParams *p, JwtFailure *f)
 {
+	/* exp, nbf, iat (as date_claims), then iss and aud: one pass */
+	static const JsonName names[N_DATE_CLAIMS + 2] = {
+		JSON_NAME("exp"), JSON_NAME("nbf"), JSON_NAME("iat"), JSON_NAME("iss"), JSON_NAME("aud")
+	};
 	TimestampTz dates[N_DATE_CLAIMS];
 	bool		present[N_DATE_CLAIMS];
-	JsonbValue *values[N_DATE_CLAIMS];
-	JsonbValue *iss;
+	JsonbValue *values[N_DATE_CLAIMS + 2];
+	JsonbValue *iss = NULL;
 
-	for (int i = 0; i < N_DATE_CLAIMS; i++)
-		values[i] = jwt_claim_value(claims, date_claims[i]);
+	json_tree_members(&claims->tree, names, N_DATE_CLAIMS + 2, values);
 	switch (read_date_claims(values, &claims->ints, dates, present))
 	{
 		case -1:
@@ -440,14 +457,14 @@ check_claims(const JwtClaims *claims, const JwtVerifyParams *p, JwtFailure *f)
 
 	if (p->issuer != NULL)
 	{
-		iss = jwt_claim_value(claims, "iss");
+		iss = values[N_DATE_CLAIMS];
 		if (iss == NULL)
 			return fail(f, ERRCODE_JWT_ISSUER, "token has no issuer", NULL);
 		if (!string_is(iss, p->issuer, p->issuer_len))
 			return fail(f, ERRCODE_JWT_ISSUER, "token issuer does not match", NULL);
 	}
 
-	return check_audience(jwt_claim_value(claims, "aud"), p, f);
+	return check_audience(values[N_DATE_CLAIMS + 1], p, f);
 }
 
 /* ----------------------------------------------------------------
@@ -579,19 +596,21 @@ bool
 jwt_token_open(const char *token, size_t len, const JwtVerifyParams *params,
 			   JwtOpened *t, JwtFailure *f)
 {
+	JsonbValue *typ;
+
 	if (!jwt_split(token, len, &t->parts, f))
 		return false;
 	if (!decode_json_tree(t->parts.token, t->parts.header_len,
 						  "invalid token header encoding", "invalid token header",
 						  &t->header, NULL, f))
 		return false;
-	if (!check_header(&t->header, &t->alg, &t->kid, f))
+	if (!check_header(&t->header, &t->alg, &t->kid, &typ, f))
 		return false;
 	if (!jwt_alg_allowed(params, t->alg))
 		return fail(f, ERRCODE_JWT_ALGORITHM, "token algorithm is not allowed",
 					psprintf("The token is signed with %s, which is not in the list of allowed algorithms.",
 							 t->alg->name));
-	return check_token_type(&t->header, params->token_type, f);
+	return check_token_type(typ, params->token_type, f);
 }
 
 bool

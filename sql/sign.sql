@@ -89,6 +89,17 @@ FROM (VALUES (jsonb_build_object('a', 1.0, 'b', -5, 'c', 2147483647, 'd', 214748
                                  'f', -2147483649, 'g', 1e3, 'h', 0.5, 'i', -0.0, 'j', 0,
                                  'k', 12345678901234567890, 'l', 1e-7, 'm', 'NaN'::numeric)),
              ('{"s": "plain", "t": "quote \" backslash \\ tab \t nl \n ctl \u0001 é ✓"}'::jsonb)) AS t(c);
+-- claims of every size and kind of member survive signing unchanged (more
+-- than 16 members, and more than 32, where jsonb stores offsets)
+SELECT n, jwt_decode_unverified(jwt_sign(c, 's'))::text = c::text AS round_trip
+FROM (SELECT n, (SELECT jsonb_object_agg('k' || i,
+                          CASE i % 6 WHEN 0 THEN to_jsonb(i) WHEN 1 THEN to_jsonb('v' || i)
+                                     WHEN 2 THEN to_jsonb(i % 4 = 2) WHEN 3 THEN 'null'::jsonb
+                                     WHEN 4 THEN jsonb_build_object('a', i, 'b', ARRAY[i, i + 1])
+                                     ELSE to_jsonb(i * 1.5) END)
+                 FROM generate_series(1, n) AS i) AS c
+      FROM unnest(ARRAY[1, 2, 15, 16, 17, 31, 32, 33, 64, 100]) AS n) AS t
+ORDER BY n;
 -- time claims are checked as they are written: the range ends, the forms of
 -- a number, and with several bad ones the first of exp, nbf, iat is named
 SELECT claims, outcome(format('SELECT jwt_sign(%L, %L)', claims, 's')) AS outcome

@@ -334,6 +334,18 @@ scan_escaped_string(JsonScan *s, const char *start, const char *p,
 	return true;
 }
 
+/* 1 for bytes that are plain string content, built on first use */
+static unsigned char plain_byte[256];
+static bool plain_byte_ready = false;
+
+static void
+build_plain_byte(void)
+{
+	for (int c = 0; c < 256; c++)
+		plain_byte[c] = (c >= 0x20 && c != '"' && c != '\\');
+	plain_byte_ready = true;
+}
+
 /*
  * Bytes from p that are plain string content (not '"', '\\', nor below
  * 0x20), sixteen at a time where the text has that many left.
@@ -359,7 +371,9 @@ skip_plain(const char *p, const char *end)
 		p += 16;
 	}
 #endif
-	while (p < end && (unsigned char) *p >= 0x20 && *p != '"' && *p != '\\')
+	if (unlikely(!plain_byte_ready))
+		build_plain_byte();
+	while (p < end && plain_byte[(unsigned char) *p])
 		p++;
 	return p;
 }
@@ -1210,6 +1224,48 @@ jsonb_value_append_compact(StringInfo buf, JsonbValue *v)
 		jsonb_append_compact(buf, v->val.binary.data);
 	else
 		append_scalar(buf, v);
+}
+
+void
+jsonb_object_read(JsonbContainer *c, JsonbValue *keys, JsonbValue *values)
+{
+	int			n = JsonContainerSize(c);
+	const char *data = (const char *) &c->children[2 * n];
+	uint32		off = 0;
+
+	Assert(JsonContainerIsObject(c));
+	for (int i = 0; i < 2 * n; i++)
+	{
+		JEntry		je = c->children[i];
+		uint32		end = JBE_HAS_OFF(je) ? JBE_OFFLENFLD(je) : off + JBE_OFFLENFLD(je);
+		JsonbValue *v = (i < n) ? &keys[i] : &values[i - n];
+
+		if (JBE_ISSTRING(je))
+		{
+			v->type = jbvString;
+			v->val.string.val = unconstify(char *, data + off);
+			v->val.string.len = end - off;
+		}
+		else if (JBE_ISNUMERIC(je))
+		{
+			v->type = jbvNumeric;
+			v->val.numeric = (Numeric) unconstify(char *, data + INTALIGN(off));
+		}
+		else if (JBE_ISBOOL_TRUE(je) || JBE_ISBOOL_FALSE(je))
+		{
+			v->type = jbvBool;
+			v->val.boolean = JBE_ISBOOL_TRUE(je);
+		}
+		else if (JBE_ISNULL(je))
+			v->type = jbvNull;
+		else
+		{
+			v->type = jbvBinary;
+			v->val.binary.data = (JsonbContainer *) unconstify(char *, data + INTALIGN(off));
+			v->val.binary.len = end - INTALIGN(off);
+		}
+		off = end;
+	}
 }
 
 JsonbValue *

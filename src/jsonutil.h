@@ -94,6 +94,14 @@ extern const char *json_strict_error_text(JsonStrictError err);
 extern void jsonb_append_compact(StringInfo buf, JsonbContainer *c);
 extern void jsonb_value_append_compact(StringInfo buf, JsonbValue *v);
 
+/*
+ * The members of a jsonb object container read in place, in jsonb order and
+ * without an iterator: keys as strings, scalars as themselves, containers as
+ * jbvBinary.  keys and values need room for JsonContainerSize(c) each.
+ */
+extern void jsonb_object_read(JsonbContainer *c, JsonbValue *keys,
+							  JsonbValue *values);
+
 /* An object member, or NULL when absent (containers come back as jbvBinary). */
 extern JsonbValue *jsonb_member(JsonbContainer *obj, const char *name);
 

@@ -696,11 +696,11 @@ sign_date_ok(JsonbValue *v, const char *text, int len)
 static void
 append_claims(StringInfo buf, Jsonb *claims)
 {
-	JsonbIterator *it;
-	JsonbIteratorToken tok;
-	JsonbValue	k;
-	JsonbValue	v;
-	bool		first = true;
+	JsonbValue	keys_here[16];
+	JsonbValue	values_here[16];
+	JsonbValue *keys = keys_here;
+	JsonbValue *values = values_here;
+	int			n;
 	bool		bad[N_DATE_CLAIMS] = {false};
 
 	if (!JB_ROOT_IS_OBJECT(claims) || JB_ROOT_IS_SCALAR(claims))
@@ -708,27 +708,30 @@ append_claims(StringInfo buf, Jsonb *claims)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 				 errmsg("claims must be a JSON object")));
 
+	n = JsonContainerSize(&claims->root);
+	if (n > (int) lengthof(keys_here))
+	{
+		keys = palloc(sizeof(JsonbValue) * n);
+		values = palloc(sizeof(JsonbValue) * n);
+	}
+	jsonb_object_read(&claims->root, keys, values);
+
 	appendStringInfoCharMacro(buf, '{');
-	it = JsonbIteratorInit(&claims->root);
-	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	for (int m = 0; m < n; m++)
 	{
 		int			start;
 
-		if (tok != WJB_KEY)
-			continue;
-		tok = JsonbIteratorNext(&it, &v, true);
-		if (!first)
+		if (m > 0)
 			appendStringInfoCharMacro(buf, ',');
-		first = false;
-		jsonb_value_append_compact(buf, &k);
+		jsonb_value_append_compact(buf, &keys[m]);
 		appendStringInfoCharMacro(buf, ':');
 		start = buf->len;
-		jsonb_value_append_compact(buf, &v);
-		if (k.val.string.len != 3)
+		jsonb_value_append_compact(buf, &values[m]);
+		if (keys[m].val.string.len != 3)
 			continue;
 		for (int i = 0; i < N_DATE_CLAIMS; i++)
-			if (memcmp(k.val.string.val, date_claims[i], 3) == 0)
-				bad[i] = !sign_date_ok(&v, buf->data + start, buf->len - start);
+			if (memcmp(keys[m].val.string.val, date_claims[i], 3) == 0)
+				bad[i] = !sign_date_ok(&values[m], buf->data + start, buf->len - start);
 	}
 	appendStringInfoCharMacro(buf, '}');
 

@@ -1116,25 +1116,9 @@ append_scalar(StringInfo buf, JsonbValue *v)
 			append_json_string(buf, v->val.string.val, v->val.string.len);
 			break;
 		case jbvNumeric:
-			{
-				/* integers that fit 32 bits, such as most dates, skip numeric_out */
-				bool		err = false;
-				int32		i32 = 0;
-				char		digits[12];
-
-				if (!numeric_is_nan(v->val.numeric) && !numeric_is_inf(v->val.numeric) &&
-					DatumGetInt32(DirectFunctionCall1(numeric_scale,
-													  NumericGetDatum(v->val.numeric))) == 0)
-					i32 = numeric_int4_opt_error(v->val.numeric, &err);
-				else
-					err = true;
-				if (!err)
-					appendBinaryStringInfo(buf, digits, pg_ltoa(i32, digits));
-				else
-					appendStringInfoString(buf,
-										   DatumGetCString(DirectFunctionCall1(numeric_out,
-																			   NumericGetDatum(v->val.numeric))));
-			}
+			appendStringInfoString(buf,
+								   DatumGetCString(DirectFunctionCall1(numeric_out,
+																	   NumericGetDatum(v->val.numeric))));
 			break;
 		case jbvBool:
 			if (v->val.boolean)

@@ -165,6 +165,7 @@ line (ord, operation, jwt_op, c_alg, c_action, pg_op) AS (
   FROM (VALUES (1, 'RS256'), (2, 'PS256'), (3, 'ES256'), (4, 'EdDSA')) AS a(n, alg),
        (VALUES (1, 'verify (PEM)',                       'verify pem', 'verify'),
                (2, 'verify (PEM; C parses it per call)', 'verify pem', 'verify-pem'),
+               (6, 'verify (PEM; C prepares its context once)', 'verify pem', 'verify-prepared'),
                (3, 'verify (JWK)',                       'verify jwk', 'verify'),
                (4, 'sign (PEM)',                         'sign pem',   'sign'),
                (5, 'sign (JWK)',                         'sign jwk',   'sign')) AS o(n, label, op, c_action)

@@ -604,6 +604,38 @@ sort_members(JsonScan *s, JsonbPair *pairs, int n)
 			s->duplicate = true;
 }
 
+/*
+ * After a member or element: a comma (1, skipped with the whitespace after
+ * it), the container's closing bracket (0, skipped), or anything else (-1).
+ */
+static int
+comma_or_close(JsonScan *s, char close)
+{
+	skip_ws(s);
+	if (s->p < s->end && *s->p == ',')
+	{
+		s->p++;
+		skip_ws(s);
+		return 1;
+	}
+	if (s->p < s->end && *s->p == close)
+	{
+		s->p++;
+		return 0;
+	}
+	return -1;
+}
+
+/* Room for one more slot of elemsize bytes in *slots, which holds *size */
+static void *
+grow_slots(void *slots, int n, int *size, Size elemsize)
+{
+	if (n < *size)
+		return slots;
+	*size = *size ? *size * 2 : JSON_INITIAL_SLOTS;
+	return slots ? repalloc(slots, *size * elemsize) : palloc(*size * elemsize);
+}
+
 static bool scan_value(JsonScan *s, JsonbValue *out, int depth);
 
 /* An object, at its "{"; depth counts it */
@@ -622,14 +654,11 @@ scan_object(JsonScan *s, JsonbValue *out, int depth)
 		s->p++;
 	else
 	{
-		for (;;)
+		int			more;
+
+		do
 		{
-			if (n == size)
-			{
-				size = size ? size * 2 : JSON_INITIAL_SLOTS;
-				pairs = pairs ? repalloc(pairs, size * sizeof(JsonbPair))
-					: palloc(size * sizeof(JsonbPair));
-			}
+			pairs = grow_slots(pairs, n, &size, sizeof(JsonbPair));
 			if (s->p >= s->end || *s->p != '"' || !scan_string(s, &pairs[n].key))
 				return scan_fail(s, s->err ? s->err : JSON_STRICT_SYNTAX);
 			skip_ws(s);
@@ -639,22 +668,10 @@ scan_object(JsonScan *s, JsonbValue *out, int depth)
 			skip_ws(s);
 			if (!scan_value(s, &pairs[n].value, depth))
 				return false;
-			pairs[n].order = n;
 			n++;
-			skip_ws(s);
-			if (s->p < s->end && *s->p == ',')
-			{
-				s->p++;
-				skip_ws(s);
-				continue;
-			}
-			if (s->p < s->end && *s->p == '}')
-			{
-				s->p++;
-				break;
-			}
+		} while ((more = comma_or_close(s, '}')) > 0);
+		if (more < 0)
 			return scan_fail(s, JSON_STRICT_SYNTAX);
-		}
 		sort_members(s, pairs, n);
 	}
 	out->type = jbvObject;
@@ -679,31 +696,17 @@ scan_array(JsonScan *s, JsonbValue *out, int depth)
 		s->p++;
 	else
 	{
-		for (;;)
+		int			more;
+
+		do
 		{
-			if (n == size)
-			{
-				size = size ? size * 2 : JSON_INITIAL_SLOTS;
-				elems = elems ? repalloc(elems, size * sizeof(JsonbValue))
-					: palloc(size * sizeof(JsonbValue));
-			}
+			elems = grow_slots(elems, n, &size, sizeof(JsonbValue));
 			if (!scan_value(s, &elems[n], depth))
 				return false;
 			n++;
-			skip_ws(s);
-			if (s->p < s->end && *s->p == ',')
-			{
-				s->p++;
-				skip_ws(s);
-				continue;
-			}
-			if (s->p < s->end && *s->p == ']')
-			{
-				s->p++;
-				break;
-			}
+		} while ((more = comma_or_close(s, ']')) > 0);
+		if (more < 0)
 			return scan_fail(s, JSON_STRICT_SYNTAX);
-		}
 	}
 	out->type = jbvArray;
 	out->val.array.nElems = n;

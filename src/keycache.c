@@ -148,20 +148,6 @@ current_size(void)
 	return size;
 }
 
-JwtKeyArg *
-jwt_key_arg_cached(const char *data, size_t len)
-{
-	unsigned char digest[DIGEST_LEN];
-	int			size = current_size();
-
-	/* a secret is used as it is: nothing to parse, nothing to keep */
-	if (size <= 0 || jwt_key_text_is_secret(data, len))
-		return jwt_key_arg_from_text(data, len);
-
-	text_digest(data, len, digest);
-	return key_arg_by_digest(data, len, digest, size);
-}
-
 /* ----------------------------------------------------------------
  * The key of one call site
  *

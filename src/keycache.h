@@ -16,15 +16,12 @@
 extern int	jwt_key_cache_size;
 
 /*
- * jwt_key_arg_from_text, through the cache: PEM, JWK and JWKS arguments come
- * back marked cached (jwt_key_arg_release leaves them alone); secrets, which
- * cost nothing to "parse", are not cached.
- */
-extern JwtKeyArg *jwt_key_arg_cached(const char *data, size_t len);
-
-/*
- * The same for the key argument of one call site: a key passed again on the
- * next row is recognised without hashing its text (see keycache.c).
+ * jwt_key_arg_from_text for the key argument of one call site, through the
+ * cache: PEM, JWK and JWKS arguments come back marked cached
+ * (jwt_key_arg_release leaves them alone), found by the digest of their
+ * text; a key passed again on the next row of the query is recognised
+ * without hashing its text, and a secret is kept only for that query (see
+ * keycache.c).
  */
 extern JwtKeyArg *jwt_key_arg_for_call(FmgrInfo *flinfo, const char *data,
 									   size_t len);

@@ -387,7 +387,7 @@ static const char *const date_claims[N_DATE_CLAIMS] = {"exp", "nbf", "iat"};
 /*
  * Read exp, nbf and iat (values[], NULL where absent).  Returns the index of
  * the first one that is not a NumericDate, or -1 when all present ones are.
- * ints, when not NULL, has the values the JSON parser read as integers.
+ * ints has the values the JSON parser read as integers.
  */
 static int
 read_date_claims(JsonbValue **values, const JsonFastInts *ints,
@@ -400,7 +400,7 @@ read_date_claims(JsonbValue **values, const JsonFastInts *ints,
 		present[i] = values[i] != NULL;
 		if (values[i] == NULL)
 			continue;
-		if (ints != NULL && json_fast_int(ints, values[i], &secs))
+		if (json_fast_int(ints, values[i], &secs))
 		{
 			if (secs < 0 || secs > NUMERIC_DATE_MAX)
 				return i;
@@ -547,7 +547,7 @@ verify_signature(const JwtParts *parts, const JwsAlg *alg, JwtKey **keys,
 	{
 		for (int i = 0; i < nkeys && i < JWT_MAX_CANDIDATES; i++)
 		{
-			memo[i] = jwt_verify_cache_key_digest(keys[i], alg, token_digest, digests[i]);
+			memo[i] = jwt_verify_cache_key_digest(keys[i], token_digest, digests[i]);
 			if (memo[i] && jwt_verify_cache_hit(digests[i]))
 				return true;
 		}

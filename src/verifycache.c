@@ -127,10 +127,9 @@ jwt_verify_cache_token_digest(const JwsAlg *alg, const char *token, size_t len,
 }
 
 bool
-jwt_verify_cache_key_digest(JwtKey *key, const JwsAlg *alg,
-							const unsigned char *token_digest, unsigned char *digest)
+jwt_verify_cache_key_digest(JwtKey *key, const unsigned char *token_digest,
+							unsigned char *digest)
 {
-	(void) alg;					/* the token's header names it */
 	if (!key_id(key))
 		return false;
 	for (int i = 0; i < JWT_VERIFY_DIGEST_LEN; i++)

@@ -45,7 +45,7 @@ extern int	jwt_verify_cache_size;
  */
 extern bool jwt_verify_cache_token_digest(const JwsAlg *alg, const char *token,
 										  size_t len, unsigned char *token_digest);
-extern bool jwt_verify_cache_key_digest(JwtKey *key, const JwsAlg *alg,
+extern bool jwt_verify_cache_key_digest(JwtKey *key,
 										const unsigned char *token_digest,
 										unsigned char *digest);
 extern bool jwt_verify_cache_hit(const unsigned char *digest);

@@ -8,24 +8,16 @@
 #define JWT_COMPAT_H
 
 #include "postgres.h"
-#include "common/jsonapi.h"
 
-/* JSON semantic actions return an error code from 16 on */
-#if PG_VERSION_NUM >= 160000
-#define JSON_ACTION_TYPE	JsonParseErrorType
-#define JSON_ACTION_DONE	return JSON_SUCCESS
-#else
-#define JSON_ACTION_TYPE	void
-#define JSON_ACTION_DONE	return
-#endif
-
-/* makeJsonLexContextCstringLen takes a context to fill from 17 on */
+/*
+ * A background worker may connect as a role that cannot log in from 17 on;
+ * before, such a worker fails to start its connection (and jwt_refresh
+ * then fails closed, see revocation.c).
+ */
 #if PG_VERSION_NUM >= 170000
-#define jwt_make_lex(json, len, need_escapes) \
-	makeJsonLexContextCstringLen(NULL, (json), (len), PG_UTF8, (need_escapes))
+#define JWT_BGW_CONNECT_FLAGS	BGWORKER_BYPASS_ROLELOGINCHECK
 #else
-#define jwt_make_lex(json, len, need_escapes) \
-	makeJsonLexContextCstringLen((json), (len), PG_UTF8, (need_escapes))
+#define JWT_BGW_CONNECT_FLAGS	0
 #endif
 
 /* GUC prefixes are reserved with MarkGUCPrefixReserved from 15 on */

@@ -37,8 +37,15 @@
 
 PG_MODULE_MAGIC;
 
-/* Leeway is bounded so that time arithmetic cannot overflow. */
-#define MAX_LEEWAY_SECS		(10 * 366 * SECS_PER_DAY)
+/*
+ * Leeway is at most a day, wherever it comes from (jwt.leeway, an issuer's
+ * row, the argument): jwt_purge_expired keeps a revocation until its
+ * token's exp plus that day (and a day more), so no leeway can bring back a
+ * token whose revocation is gone.
+ */
+#define MAX_LEEWAY_SECS		SECS_PER_DAY
+/* lifetimes of the tokens we issue */
+#define MAX_TTL_SECS		(10 * 366 * SECS_PER_DAY)
 
 static int	jwt_leeway = 0;		/* seconds */
 static char *jwt_audience = NULL;
@@ -85,14 +92,14 @@ _PG_init(void)
 							"Used when jwt_verify is called without a leeway.",
 							&jwt_leeway,
 							0, 0, MAX_LEEWAY_SECS,
-							PGC_USERSET, GUC_UNIT_S,
+							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("jwt.audience",
 							   "Audience expected in tokens' aud claim.",
 							   "Used when jwt_verify is called without an audience; empty means none is expected.",
 							   &jwt_audience,
 							   "",
-							   PGC_USERSET, 0,
+							   PGC_SUSET, 0,
 							   NULL, NULL, NULL);
 	DefineCustomStringVariable("jwt.issuer",
 							   "Our own issuer: the iss claim of tokens we issue.",
@@ -106,7 +113,7 @@ _PG_init(void)
 							"Lifetime of tokens from jwt_issue when no ttl is given.",
 							NULL,
 							&jwt_default_ttl,
-							3600, 1, MAX_LEEWAY_SECS,
+							3600, 1, MAX_TTL_SECS,
 							PGC_USERSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 	DefineCustomEnumVariable("jwt.rsa_bits",
@@ -121,14 +128,14 @@ _PG_init(void)
 							"Lifetime of access tokens from jwt_issue_pair and jwt_refresh.",
 							NULL,
 							&jwt_access_ttl,
-							15 * 60, 1, MAX_LEEWAY_SECS,
+							15 * 60, 1, MAX_TTL_SECS,
 							PGC_USERSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("jwt.refresh_ttl",
 							"Lifetime of refresh tokens from jwt_issue_pair and jwt_refresh.",
 							NULL,
 							&jwt_refresh_ttl,
-							30 * SECS_PER_DAY, 1, MAX_LEEWAY_SECS,
+							30 * SECS_PER_DAY, 1, MAX_TTL_SECS,
 							PGC_USERSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("jwt.refresh_grace",
@@ -143,14 +150,14 @@ _PG_init(void)
 							"0 parses the key on every call.",
 							&jwt_key_cache_size,
 							16, 0, 256,
-							PGC_USERSET, 0,
+							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("jwt.verify_cache_size",
 							"Verified RS/PS/ES/EdDSA signatures remembered per backend.",
 							"48 bytes each; 0 verifies every signature every time.",
 							&jwt_verify_cache_size,
 							1024, 0, 1024 * 1024,
-							PGC_USERSET, 0,
+							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 	jwt_session_init();
 	RegisterXactCallback(forget_hmac_keys, NULL);
@@ -212,7 +219,7 @@ leeway_usecs(Interval *iv)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 				 errmsg("leeway is out of range"),
-				 errdetail("Leeway must be at most ten years.")));
+				 errdetail("Leeway must be at most one day.")));
 	if (total < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
@@ -235,7 +242,8 @@ default_params(JwtVerifyParams *p)
 		p->naudiences = 1;
 	}
 	p->leeway = (int64) jwt_leeway * USECS_PER_SEC;
-	p->now = GetCurrentStatementStartTimestamp();
+	/* the clock now, not a statement's start that a long CALL freezes */
+	p->now = GetCurrentTimestamp();
 }
 
 /*
@@ -557,8 +565,8 @@ jwt_claims(PG_FUNCTION_ARGS)
 }
 
 /*
- * jwt_claim(name text): one claim as text (like ->>), or NULL.  Not copied:
- * it runs once per row in policies, and the answer outlives the statement.
+ * jwt_claim(name text): one claim as text (like ->>), or NULL, in the
+ * caller's memory: a procedure may hold it across its COMMIT.
  */
 PG_FUNCTION_INFO_V1(jwt_claim);
 Datum
@@ -586,7 +594,9 @@ jwt_verify_refresh(PG_FUNCTION_ARGS)
 
 	default_params(&params);
 	params.token_type = JWT_TOKEN_REFRESH;
-	/* refresh tokens are for us only: they carry no audience to expect */
+	/* refresh tokens are ours: only our keys verify them */
+	params.own_keys_only = true;
+	/* and for us only: they carry no audience to expect */
 	params.naudiences = 0;
 	PG_RETURN_JSONB_P(store_verify_or_raise(PG_GETARG_TEXT_PP(0), &params, true));
 }
@@ -604,6 +614,7 @@ jwt_verify_signature(PG_FUNCTION_ARGS)
 	default_params(&params);
 	params.token_type = JWT_TOKEN_ANY;
 	params.signature_only = true;
+	params.own_keys_only = true;
 	PG_RETURN_JSONB_P(store_verify_or_raise(PG_GETARG_TEXT_PP(0), &params, false));
 }
 
@@ -660,6 +671,14 @@ jwt_family_revoke_sql(PG_FUNCTION_ARGS)
 	char	   *reason = text_to_cstring(PG_GETARG_TEXT_PP(1));
 
 	PG_RETURN_BOOL(jwt_family_revoke(family, reason));
+}
+
+/* _jwt_family_pending(family uuid): a revocation no worker could write yet */
+PG_FUNCTION_INFO_V1(jwt_family_pending_sql);
+Datum
+jwt_family_pending_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(jwt_family_pending(PG_GETARG_UUID_P(0)));
 }
 
 /*

@@ -339,26 +339,52 @@ jwt_read_snapshot(void)
 	return GetLatestSnapshot();
 }
 
-/* pg_extension.extnamespace (get_extension_schema is static before PG 16) */
-Oid
-jwt_extension_schema(Oid extoid)
+/* the pg_extension row of extoid, as (namespace, owner) */
+static void
+extension_row(Oid extoid, Oid *nspoid, Oid *owner)
 {
 	Relation	rel;
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tup;
-	Oid			nspoid = InvalidOid;
 
+	*nspoid = InvalidOid;
+	*owner = InvalidOid;
 	rel = table_open(ExtensionRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(extoid));
 	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
 	tup = systable_getnext(scan);
 	if (HeapTupleIsValid(tup))
-		nspoid = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	{
+		*nspoid = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+		*owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+}
+
+/* pg_extension.extnamespace (get_extension_schema is static before PG 16) */
+Oid
+jwt_extension_schema(Oid extoid)
+{
+	Oid			nspoid;
+	Oid			owner;
+
+	extension_row(extoid, &nspoid, &owner);
 	return nspoid;
+}
+
+Oid
+jwt_extension_owner(Oid extoid)
+{
+	Oid			nspoid;
+	Oid			owner;
+
+	extension_row(extoid, &nspoid, &owner);
+	if (!OidIsValid(owner))
+		elog(ERROR, "extension %u has no owner", extoid);
+	return owner;
 }
 
 static Oid
@@ -561,8 +587,12 @@ jwt_store_verify(const char *token, size_t len, JwtVerifyParams *params,
 		  same_string(iss->val.string.val, iss->val.string.len,
 					  own_issuer, strlen(own_issuer))))
 	{
-		StoreIssuer *r = find_issuer(iss->val.string.val, iss->val.string.len);
+		StoreIssuer *r;
 
+		if (params->own_keys_only)
+			return jwt_fail(f, ERRCODE_JWT_ISSUER, "token was not issued by us",
+							"Only tokens of our own issuer (jwt.issuer, or no \"iss\") are accepted here.");
+		r = find_issuer(iss->val.string.val, iss->val.string.len);
 		if (r == NULL)
 			return jwt_fail(f, ERRCODE_JWT_KEY, "token issuer is not trusted",
 							"No trusted issuer matches the token's \"iss\", and it is not jwt.issuer.");

@@ -35,6 +35,9 @@ extern Snapshot jwt_read_snapshot(void);
 /* The schema extension extoid lives in (pg_extension.extnamespace). */
 extern Oid	jwt_extension_schema(Oid extoid);
 
+/* The extension's owner (pg_extension.extowner). */
+extern Oid	jwt_extension_owner(Oid extoid);
+
 /* Called by the tables' trigger: every backend drops its cache at commit. */
 extern void jwt_store_changed(Oid relid);
 

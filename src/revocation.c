@@ -17,6 +17,10 @@
  */
 #include "postgres.h"
 
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
@@ -30,6 +34,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
@@ -42,6 +47,7 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "compat.h"
 #include "errcodes.h"
 #include "jsonutil.h"
 #include "keystore.h"
@@ -232,6 +238,19 @@ jwt_revocation_check(const JwtClaims *claims, JwtFailure *f)
  * background worker makes it in its own transaction while the caller waits.
  * The caller must not hold a lock on the family row (jwt_refresh releases
  * its lock by leaving the subtransaction that took it).
+ *
+ * The worker runs as the extension's owner, with search_path pinned to
+ * pg_catalog, pg_temp whatever the database's or the role's settings say,
+ * and every name in its statement qualified: a database owner who sets the
+ * database's search_path cannot put a function of theirs in its way.
+ *
+ * Detection fails closed.  When no worker can be had (every slot is taken,
+ * and any user can fill them with parallel workers), or the worker could
+ * not finish (a lock held by an open transaction, the owner cannot log
+ * in), the family is written to a small file in the data directory,
+ * fsync'd before jwt_refresh raises.  jwt_refresh refuses every family in
+ * that file, and each worker that runs later applies the file's entries of
+ * its database to the table and removes them.
  * ----------------------------------------------------------------
  */
 
@@ -240,6 +259,18 @@ jwt_revocation_check(const JwtClaims *claims, JwtFailure *f)
 /* how long jwt_refresh waits for the worker, and the worker for a lock */
 #define FAMILY_REVOKE_WAIT_MS	10000
 #define FAMILY_REVOKE_LOCK_TIMEOUT	"5s"
+
+/* in the data directory, which is every backend's working directory */
+#define PENDING_FILE		"pg_jwt_pending_revocations"
+#define PENDING_TMP			"pg_jwt_pending_revocations.tmp"
+#define PENDING_LOCK		"pg_jwt_pending_revocations.lock"
+#define PENDING_MAX			100000	/* entries read; the file never nears it */
+
+typedef struct PendingRevocation
+{
+	Oid			dboid;
+	pg_uuid_t	family;
+} PendingRevocation;
 
 typedef struct FamilyRevokeArgs
 {
@@ -251,6 +282,170 @@ typedef struct FamilyRevokeArgs
 
 StaticAssertDecl(sizeof(FamilyRevokeArgs) <= BGW_EXTRALEN,
 				 "FamilyRevokeArgs must fit in bgw_extra");
+
+/*
+ * The file is only ever changed under an exclusive flock() of PENDING_LOCK,
+ * and read under a shared one: appends and the worker's rewrite cannot
+ * interleave.
+ */
+static int
+pending_lock(int how)
+{
+	int			fd = OpenTransientFile(PENDING_LOCK, O_RDWR | O_CREAT | PG_BINARY);
+
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\": %m", PENDING_LOCK)));
+	while (flock(fd, how) != 0)
+	{
+		if (errno != EINTR)
+		{
+			int			save_errno = errno;
+
+			CloseTransientFile(fd);
+			errno = save_errno;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not lock file \"%s\": %m", PENDING_LOCK)));
+		}
+	}
+	return fd;
+}
+
+/* the file's entries (palloc'd), with the lock held by the caller */
+static PendingRevocation *
+pending_read(int *n)
+{
+	int			fd = OpenTransientFile(PENDING_FILE, O_RDONLY | PG_BINARY);
+	struct stat st;
+	PendingRevocation *entries;
+	ssize_t		got;
+
+	*n = 0;
+	if (fd < 0)
+	{
+		if (errno == ENOENT)
+			return NULL;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\": %m", PENDING_FILE)));
+	}
+	if (fstat(fd, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", PENDING_FILE)));
+	*n = Min(st.st_size / (off_t) sizeof(PendingRevocation), PENDING_MAX);
+	entries = palloc(sizeof(PendingRevocation) * Max(*n, 1));
+	got = read(fd, entries, sizeof(PendingRevocation) * *n);
+	if (got < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read file \"%s\": %m", PENDING_FILE)));
+	*n = got / sizeof(PendingRevocation);
+	CloseTransientFile(fd);
+	return entries;
+}
+
+/* record a family whose revocation could not be written; durable on return */
+static void
+pending_add(const pg_uuid_t *family)
+{
+	PendingRevocation e;
+	int			lockfd = pending_lock(LOCK_EX);
+	int			fd;
+
+	memset(&e, 0, sizeof(e));
+	e.dboid = MyDatabaseId;
+	e.family = *family;
+	fd = OpenTransientFile(PENDING_FILE, O_WRONLY | O_APPEND | O_CREAT | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\": %m", PENDING_FILE)));
+	errno = 0;
+	if (write(fd, &e, sizeof(e)) != sizeof(e))
+	{
+		if (errno == 0)
+			errno = ENOSPC;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", PENDING_FILE)));
+	}
+	if (pg_fsync(fd) != 0)
+		ereport(data_sync_elevel(ERROR),
+				(errcode_for_file_access(),
+				 errmsg("could not fsync file \"%s\": %m", PENDING_FILE)));
+	CloseTransientFile(fd);
+	fsync_fname(".", true);		/* the file's directory entry, when new */
+	CloseTransientFile(lockfd);
+}
+
+bool
+jwt_family_pending(const pg_uuid_t *family)
+{
+	struct stat st;
+	PendingRevocation *entries;
+	int			n;
+	int			lockfd;
+	bool		found = false;
+
+	/* the usual case, one stat(): there is no file */
+	if (stat(PENDING_FILE, &st) != 0 || st.st_size == 0)
+		return false;
+	lockfd = pending_lock(LOCK_SH);
+	entries = pending_read(&n);
+	CloseTransientFile(lockfd);
+	for (int i = 0; i < n && !found; i++)
+		found = entries[i].dboid == MyDatabaseId &&
+			memcmp(&entries[i].family, family, sizeof(pg_uuid_t)) == 0;
+	if (entries)
+		pfree(entries);
+	return found;
+}
+
+/* In the worker, once its transaction committed: drop what it applied. */
+static void
+pending_remove(const PendingRevocation *applied, int napplied)
+{
+	int			lockfd = pending_lock(LOCK_EX);
+	PendingRevocation *entries;
+	int			n;
+	int			kept = 0;
+	int			fd;
+
+	entries = pending_read(&n);
+	for (int i = 0; i < n; i++)
+	{
+		bool		done = false;
+
+		for (int j = 0; j < napplied && !done; j++)
+			done = entries[i].dboid == applied[j].dboid &&
+				memcmp(&entries[i].family, &applied[j].family, sizeof(pg_uuid_t)) == 0;
+		if (!done)
+			entries[kept++] = entries[i];
+	}
+	if (kept == n)
+	{
+		CloseTransientFile(lockfd);
+		return;
+	}
+	if (kept == 0)
+		durable_unlink(PENDING_FILE, ERROR);
+	else
+	{
+		fd = OpenTransientFile(PENDING_TMP, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
+		if (fd < 0 ||
+			write(fd, entries, sizeof(PendingRevocation) * kept) !=
+			(ssize_t) (sizeof(PendingRevocation) * kept))
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not write file \"%s\": %m", PENDING_TMP)));
+		CloseTransientFile(fd);
+		durable_rename(PENDING_TMP, PENDING_FILE, ERROR);
+	}
+	CloseTransientFile(lockfd);
+}
 
 PGDLLEXPORT void jwt_family_revoke_main(Datum arg);
 
@@ -264,12 +459,24 @@ jwt_family_revoke_main(Datum arg)
 	Oid			types[2] = {UUIDOID, TEXTOID};
 	Datum		values[2];
 	int			rc;
+	PendingRevocation *pending;
+	int			npending;
+	PendingRevocation *applied;
+	int			napplied = 0;
 
 	(void) arg;
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(args.dboid, args.roleid, 0);
+	BackgroundWorkerInitializeConnectionByOid(args.dboid, args.roleid,
+											  JWT_BGW_CONNECT_FLAGS);
 	pgstat_report_appname("jwt family revocation");
+
+	/* nothing the database's or the role's settings say may redirect us */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	/* the family row may be locked by a refresh in progress: not for long */
+	SetConfigOption("lock_timeout", FAMILY_REVOKE_LOCK_TIMEOUT, PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -278,20 +485,40 @@ jwt_family_revoke_main(Datum arg)
 
 	extoid = get_extension_oid("jwt", false);
 	nspoid = jwt_extension_schema(extoid);
-	/* the family row may be locked by a refresh in progress: not for long */
-	SetConfigOption("lock_timeout", FAMILY_REVOKE_LOCK_TIMEOUT, PGC_SUSET, PGC_S_SESSION);
-	sql = psprintf("UPDATE %s.jwt_token_families SET revoked_at = clock_timestamp(), "
-				   "revoked_reason = $2 WHERE family = $1 AND revoked_at IS NULL",
+	sql = psprintf("UPDATE %s.jwt_token_families "
+				   "SET revoked_at = pg_catalog.clock_timestamp(), revoked_reason = $2 "
+				   "WHERE family OPERATOR(pg_catalog.=) $1 AND revoked_at IS NULL",
 				   quote_identifier(get_namespace_name(nspoid)));
-	values[0] = UUIDPGetDatum(&args.family);
-	values[1] = CStringGetTextDatum(args.reason);
-	rc = SPI_execute_with_args(sql, 2, types, values, NULL, false, 0);
-	if (rc != SPI_OK_UPDATE)
-		elog(ERROR, "could not revoke token family: SPI_execute_with_args returned %d", rc);
+
+	/* this family, then whatever earlier revocations of this database wait */
+	{
+		int			lockfd = pending_lock(LOCK_SH);
+
+		pending = pending_read(&npending);
+		CloseTransientFile(lockfd);
+	}
+	applied = palloc(sizeof(PendingRevocation) * (npending + 1));
+	applied[napplied].dboid = args.dboid;
+	applied[napplied++].family = args.family;
+	for (int i = 0; i < npending; i++)
+		if (pending[i].dboid == args.dboid)
+			applied[napplied++] = pending[i];
+
+	for (int i = 0; i < napplied; i++)
+	{
+		values[0] = UUIDPGetDatum(&applied[i].family);
+		values[1] = CStringGetTextDatum(i == 0 ? args.reason : "refresh token reused");
+		rc = SPI_execute_with_args(sql, 2, types, values, NULL, false, 0);
+		if (rc != SPI_OK_UPDATE)
+			elog(ERROR, "could not revoke token family: SPI_execute_with_args returned %d", rc);
+	}
 
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+
+	/* the table has them now */
+	pending_remove(applied, napplied);
 	proc_exit(0);
 }
 
@@ -316,8 +543,9 @@ family_revoked(pg_uuid_t *family)
 	return !isnull;
 }
 
-bool
-jwt_family_revoke(pg_uuid_t *family, const char *reason)
+/* start the worker and wait for it; whether the row now says revoked */
+static bool
+family_revoke_by_worker(pg_uuid_t *family, const char *reason)
 {
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
@@ -326,15 +554,9 @@ jwt_family_revoke(pg_uuid_t *family, const char *reason)
 	pid_t		pid;
 	TimestampTz deadline;
 
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot revoke a token family during recovery")));
-
 	memset(&args, 0, sizeof(args));
 	args.dboid = MyDatabaseId;
-	/* a fixed UPDATE of our own table; the bootstrap superuser can log in */
-	args.roleid = BOOTSTRAP_SUPERUSERID;
+	args.roleid = jwt_extension_owner(get_extension_oid("jwt", false));
 	args.family = *family;
 	strlcpy(args.reason, reason, sizeof(args.reason));
 
@@ -350,13 +572,8 @@ jwt_family_revoke(pg_uuid_t *family, const char *reason)
 	memcpy(worker.bgw_extra, &args, sizeof(args));
 
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-	{
-		ereport(WARNING,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start a background worker to revoke a token family"),
-				 errhint("Raise max_worker_processes.")));
 		return false;
-	}
+
 	/* wait for it to finish, but never for long: a refresh is a request */
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), FAMILY_REVOKE_WAIT_MS);
 	while ((status = GetBackgroundWorkerPid(handle, &pid)) != BGWH_STOPPED &&
@@ -374,10 +591,27 @@ jwt_family_revoke(pg_uuid_t *family, const char *reason)
 	}
 
 	/* the worker cannot report back: the row tells whether it did it */
-	if (status == BGWH_STOPPED && family_revoked(family))
+	return status == BGWH_STOPPED && family_revoked(family);
+}
+
+bool
+jwt_family_revoke(pg_uuid_t *family, const char *reason)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot revoke a token family during recovery")));
+
+	if (family_revoke_by_worker(family, reason))
 		return true;
+
+	/* fail closed: the family refreshes no more, whatever happens next */
+	pending_add(family);
 	ereport(WARNING,
-			(errmsg("the background worker revoking a token family did not finish in time"),
-			 errhint("See the server log.")));
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("could not revoke a token family in a background worker"),
+			 errdetail("The family is recorded in \"%s\" and refused until a later worker writes its revocation.",
+					   PENDING_FILE),
+			 errhint("Check max_worker_processes and the server log.")));
 	return false;
 }

@@ -18,9 +18,16 @@ extern bool jwt_revocation_check(const JwtClaims *claims, JwtFailure *f);
 
 /*
  * Mark the family revoked in a transaction of its own (a background
- * worker); true once the row shows it.  Warns and returns false when no
- * worker could do it.
+ * worker); true once the row shows it.  When no worker could do it, it
+ * records the family as pending (durably, see revocation.c), warns and
+ * returns false.
  */
 extern bool jwt_family_revoke(pg_uuid_t *family, const char *reason);
+
+/*
+ * Whether a family's revocation is recorded but not yet in the table (no
+ * worker could write it): jwt_refresh refuses such a family.
+ */
+extern bool jwt_family_pending(const pg_uuid_t *family);
 
 #endif							/* JWT_REVOCATION_H */

@@ -51,17 +51,14 @@ typedef enum ClaimsSource
 } ClaimsSource;
 
 /*
- * cache_cxt holds the parsed claims, replaced whenever they change.
- * jwt_claim's answers live apart, in answers_cxt, and are handed out without
- * a copy (a copy per row costs a policy a third of its speed).  An answer
- * must stay valid while the statement that got it runs, even if the
- * identity changes under it (jwt_authenticate in the same query), so
- * answers_cxt is only emptied at the end of the transaction.  It grows by
- * one small text per claim name read per identity change: a few bytes in a
- * request, and bounded by the transaction in a batch.
+ * cache_cxt holds the parsed claims and the answers jwt_claim gave for
+ * them, replaced whenever the claims change and emptied when the
+ * transaction ends.  Nothing in it is handed to SQL by pointer: jwt_claim
+ * and jwt_claims return copies in the caller's memory, because a value can
+ * outlive the transaction that read it (a procedure's argument across its
+ * COMMIT), and the cache does not.
  */
 static MemoryContext cache_cxt = NULL;
-static MemoryContext answers_cxt = NULL;
 static ClaimsSource cached_source = SOURCE_NONE;
 static uint64 cached_version = 0;
 static char *cached_text = NULL;
@@ -281,15 +278,18 @@ jwt_session_init(void)
  */
 
 static void
-free_answers(XactEvent event, void *arg)
+forget_claims(XactEvent event, void *arg)
 {
 	(void) arg;
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_PREPARE)
 	{
+		cached_source = SOURCE_NONE;
+		cached_text = NULL;
+		cached_claims = NULL;
 		nclaim_results = 0;
-		MemoryContextReset(answers_cxt);
+		MemoryContextReset(cache_cxt);
 	}
 }
 
@@ -303,12 +303,10 @@ cache_claims(const char *text, ClaimsSource source)
 	{
 		cache_cxt = AllocSetContextCreate(TopMemoryContext, "jwt session claims",
 										  ALLOCSET_SMALL_SIZES);
-		answers_cxt = AllocSetContextCreate(TopMemoryContext, "jwt session answers",
-											ALLOCSET_SMALL_SIZES);
-		RegisterXactCallback(free_answers, NULL);
+		RegisterXactCallback(forget_claims, NULL);
 	}
 	cached_source = SOURCE_NONE;
-	nclaim_results = 0;			/* the answers stay, for whoever holds them */
+	nclaim_results = 0;
 	MemoryContextReset(cache_cxt);
 
 	old = MemoryContextSwitchTo(cache_cxt);
@@ -367,6 +365,19 @@ claim_text(JsonbValue *v)
 	}
 }
 
+/* a copy of a cached answer, in the caller's memory */
+static text *
+answer_copy(const text *value)
+{
+	text	   *copy;
+
+	if (value == NULL)
+		return NULL;
+	copy = palloc(VARSIZE(value));
+	memcpy(copy, value, VARSIZE(value));
+	return copy;
+}
+
 text *
 jwt_session_claim(const char *name, int len)
 {
@@ -385,7 +396,7 @@ jwt_session_claim(const char *name, int len)
 		ClaimResult *c = &claim_results[i];
 
 		if (c->len == len && memcmp(c->name, name, len) == 0)
-			return c->value;
+			return answer_copy(c->value);
 	}
 
 	if (nclaim_results == CLAIM_CACHE_SIZE)
@@ -396,7 +407,7 @@ jwt_session_claim(const char *name, int len)
 		return value;
 	}
 
-	old = MemoryContextSwitchTo(answers_cxt);
+	old = MemoryContextSwitchTo(cache_cxt);
 	if (jwt_claim_lookup(claims, name, len, &v))
 		value = claim_text(&v);
 	r = &claim_results[nclaim_results++];
@@ -404,7 +415,7 @@ jwt_session_claim(const char *name, int len)
 	r->len = len;
 	r->value = value;
 	MemoryContextSwitchTo(old);
-	return value;
+	return answer_copy(value);
 }
 
 /* ----------------------------------------------------------------

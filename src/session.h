@@ -28,9 +28,9 @@ extern void jwt_session_begin(Jsonb *claims, bool session_scope);
 
 /*
  * The current identity, or NULL: it points into a cache that the next
- * change of identity frees, so callers copy it.  And one claim of it as text
- * (as ->> gives it), or NULL: valid until the end of the transaction, and
- * not to be modified.
+ * change of identity or the end of the transaction frees, so callers copy
+ * it.  And one claim of it as text (as ->> gives it), or NULL: a copy in
+ * the current memory context, the caller's to keep.
  */
 extern Jsonb *jwt_session_claims(void);
 extern text *jwt_session_claim(const char *name, int len);

@@ -14,6 +14,8 @@
  */
 #include "postgres.h"
 
+#include "common/int.h"
+
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -412,6 +414,17 @@ read_date_claims(JsonbValue **values, const JsonFastInts *ints,
 	return -1;
 }
 
+/* a time plus a leeway, kept at the end of the range near the maximum */
+static inline TimestampTz
+add_saturating(TimestampTz t, int64 leeway)
+{
+	TimestampTz r;
+
+	if (pg_add_s64_overflow(t, leeway, &r))
+		return PG_INT64_MAX;
+	return r;
+}
+
 static bool
 check_claims(const JwtClaims *claims, const JwtVerifyParams *p, JwtFailure *f)
 {
@@ -448,11 +461,11 @@ check_claims(const JwtClaims *claims, const JwtVerifyParams *p, JwtFailure *f)
 	}
 
 	/* exp == now is expired; nbf == now is valid (RFC 7519 §4.1.4, §4.1.5) */
-	if (present[0] && p->now >= dates[0] + p->leeway)
+	if (present[0] && p->now >= add_saturating(dates[0], p->leeway))
 		return fail(f, ERRCODE_JWT_EXPIRED, "token has expired", NULL);
-	if (present[1] && p->now + p->leeway < dates[1])
+	if (present[1] && add_saturating(p->now, p->leeway) < dates[1])
 		return fail(f, ERRCODE_JWT_IMMATURE, "token is not yet valid", NULL);
-	if (present[2] && dates[2] > p->now + p->leeway)
+	if (present[2] && dates[2] > add_saturating(p->now, p->leeway))
 		return fail(f, ERRCODE_JWT_IMMATURE, "token was issued in the future", NULL);
 
 	if (p->issuer != NULL)

@@ -45,6 +45,7 @@ typedef struct JwtVerifyParams
 {
 	JwtTokenType token_type;
 	bool		signature_only; /* only decode the claims, check none */
+	bool		own_keys_only;	/* key table: our own keys, never an issuer's */
 	bool		restrict_algs;	/* false: whatever the key allows */
 	const JwsAlg *allowed[16];
 	int			nallowed;

@@ -1,0 +1,241 @@
+"""The attacks test/attack/run.py plays, one function each.
+
+Each is named after what it tries and asserts that it fails; run.py then
+checks that the server stayed up.  Roles, set up once:
+
+  mallory    an ordinary login: may verify and authenticate, nothing else
+  dbowner    owns the database, and was granted jwt_issue_pair and
+             jwt_refresh (an API's login role)
+  refresher  granted only jwt_refresh
+
+Tokens are made by the superuser with the extension's own functions.
+"""
+
+import os
+import re
+import time
+
+from run import outcome, error_of
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KEYS = os.path.join(HERE, '..', 'fixtures', 'keys')
+
+SERVER_CONF = ''
+
+ATTACKS = []
+
+
+def attack(fn):
+    ATTACKS.append((fn.__name__, fn))
+    return fn
+
+
+def q(s):
+    """A SQL string literal."""
+    return "'" + s.replace("'", "''") + "'"
+
+
+def key_text(name):
+    with open(os.path.join(KEYS, name), encoding='ascii') as f:
+        return f.read()
+
+
+SETUP = r"""
+CREATE EXTENSION jwt;
+SELECT jwt_key_generate('ES256', 'es-1');
+SELECT jwt_key_generate('HS256', 'hs-1');
+CREATE ROLE mallory LOGIN;
+CREATE ROLE dbowner LOGIN;
+CREATE ROLE refresher LOGIN;
+ALTER DATABASE jwt_attack OWNER TO dbowner;
+GRANT EXECUTE ON FUNCTION jwt_issue_pair(jsonb, interval, interval), jwt_refresh(text) TO dbowner;
+GRANT EXECUTE ON FUNCTION jwt_refresh(text) TO refresher;
+"""
+
+
+def setup(ctx):
+    su = ctx.session()
+    su.query(SETUP)
+
+
+def issue(ctx, claims, ttl=None):
+    su = ctx.session()
+    v = su.value('SELECT jwt_issue(%s::jsonb%s);' % (q(claims), ', ttl => %s' % q(ttl) if ttl else ''))
+    su.close()
+    ctx.sessions.remove(su)
+    return v
+
+
+def pair(ctx, claims):
+    su = ctx.session()
+    row = su.rows('SELECT access_token, refresh_token FROM jwt_issue_pair(%s::jsonb);' % q(claims))[0]
+    su.close()
+    ctx.sessions.remove(su)
+    return row
+
+
+# ----------------------------------------------------------------
+# 1. Memory held across COMMIT
+# ----------------------------------------------------------------
+
+@attack
+def claim_held_across_commit(ctx):
+    """jwt_claim's answer as a procedure argument, read after the procedure
+    commits: it must still be the claim (it once pointed into a cache that
+    COMMIT freed: other claims' bytes, or a crash at md5(v))."""
+    sub = 'alice-' + 'x' * 40
+    tok = issue(ctx, '{"sub": "%s", "name": "Alice", "role": "reader"}' % sub)
+    m = ctx.session('mallory')
+    m.query(r"""
+CREATE PROCEDURE pg_temp.hold(v text, w jsonb) LANGUAGE plpgsql AS $$
+BEGIN
+  COMMIT;
+  -- churn: the same identity read again, under other names, in the new
+  -- transaction, so that freed memory is handed out again
+  PERFORM jwt_claim('name'), jwt_claim('role'), jwt_claim('iat'), jwt_claim('exp'),
+          jwt_claim('jti'), jwt_claims(), repeat('z', 200);
+  RAISE NOTICE 'held %% %%', md5(v), md5(w::text);
+  IF v IS DISTINCT FROM %s OR w ->> 'sub' IS DISTINCT FROM %s THEN
+    RAISE EXCEPTION 'held value changed' USING ERRCODE = 'XX001';
+  END IF;
+END $$;
+""" % (q(sub), q(sub)))
+    m.query("SELECT jwt_authenticate(%s, 'session') IS NOT NULL;" % q(tok))
+    for i in range(20):
+        r = outcome(m, "CALL pg_temp.hold(jwt_claim('sub'), jwt_claims());")
+        if not ctx.check(r == 'OK ', 'claim_held_across_commit: value intact after COMMIT (round %d)' % i, r):
+            break
+
+
+# ----------------------------------------------------------------
+# 2. SQL objects on the search_path of what runs from C
+# ----------------------------------------------------------------
+
+@attack
+def worker_search_path_escalation(ctx):
+    """A database owner sets the database's search_path to a schema of
+    theirs holding clock_timestamp() and =(uuid, uuid), then replays a
+    rotated refresh token: the family-revocation worker must not run them
+    (it once did, as the bootstrap superuser)."""
+    o = ctx.session('dbowner')
+    o.query(r"""
+CREATE SCHEMA evil;
+CREATE FUNCTION evil.clock_timestamp() RETURNS timestamptz LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE 'ALTER ROLE dbowner SUPERUSER';
+  RETURN pg_catalog.now();
+END $$;
+CREATE FUNCTION evil.uuid_eq_trap(uuid, uuid) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE 'ALTER ROLE dbowner SUPERUSER';
+  RETURN $1 OPERATOR(pg_catalog.=) $2;
+END $$;
+CREATE OPERATOR evil.= (LEFTARG = uuid, RIGHTARG = uuid, FUNCTION = evil.uuid_eq_trap);
+ALTER DATABASE jwt_attack SET search_path = evil, pg_catalog, public;
+""")
+    access, rt0 = o.rows("SELECT access_token, refresh_token FROM jwt_issue_pair('{\"sub\": \"owner\"}');")[0]
+    rt1 = o.value('SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))
+    ctx.check(rt1 is not None and rt1.count('.') == 2, 'worker_search_path_escalation: first refresh works')
+    r = outcome(o, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))
+    ctx.check(r == 'ERROR JW010', 'worker_search_path_escalation: replay is JW010', r)
+    su = ctx.session()
+    ctx.check(su.value("SELECT rolsuper FROM pg_roles WHERE rolname = 'dbowner';") == 'f',
+              'worker_search_path_escalation: dbowner is not a superuser')
+    ctx.check(su.value("SELECT revoked_at IS NOT NULL FROM jwt_token_families WHERE sub = 'owner';") == 't',
+              'worker_search_path_escalation: the worker revoked the family all the same')
+    r = outcome(o, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt1))
+    ctx.check(r == 'ERROR JW010', 'worker_search_path_escalation: the family refreshes no more', r)
+    su.query("ALTER ROLE dbowner NOSUPERUSER; ALTER DATABASE jwt_attack RESET search_path;"
+             " DROP SCHEMA evil CASCADE;")
+
+
+# ----------------------------------------------------------------
+# 3. Settings that decide an identity
+# ----------------------------------------------------------------
+
+@attack
+def presenter_sets_the_rules(ctx):
+    """The token presenter may not widen leeway or pick the audience of
+    jwt_authenticate, nor size the per-backend caches."""
+    # set before the library is loaded: a placeholder, which PostgreSQL
+    # drops when the library defines the setting as superuser-only
+    early = ctx.session('mallory')
+    early.query("SET jwt.leeway = '1d'; SET jwt.audience = 'billing-api';", allow_error=True)
+    expired = issue(ctx, '{"sub": "mallory", "exp": %d}' % (int(time.time()) - 3600))
+    r = outcome(early, 'SELECT jwt_authenticate(%s);' % q(expired))
+    ctx.check(r == 'ERROR JW004', 'presenter_sets_the_rules: a leeway SET before loading is dropped', r)
+    m = ctx.session('mallory')
+    m.query('SELECT jwt_claims();')     # loads the library
+    for stmt in ("SET jwt.leeway = '1d'", "SET jwt.audience = 'billing-api'",
+                 "SELECT set_config('jwt.leeway', '1d', false)",
+                 "SELECT set_config('jwt.audience', 'billing-api', true)",
+                 "ALTER ROLE mallory SET jwt.leeway = '1d'",
+                 "ALTER ROLE mallory SET jwt.audience = 'billing-api'",
+                 "SET jwt.key_cache_size = 256", "SET jwt.verify_cache_size = 1048576",
+                 "SET jwt.role_claim = 'x'", "SET jwt.trust_request_claims = on"):
+        r = outcome(m, stmt + ';')
+        ctx.check(r == 'ERROR 42501', 'presenter_sets_the_rules: %s refused' % stmt, r)
+    r = outcome(m, 'SELECT jwt_authenticate(%s);' % q(expired))
+    ctx.check(r == 'ERROR JW004', 'presenter_sets_the_rules: an old token stays expired', r)
+    other_api = issue(ctx, '{"sub": "mallory", "aud": "billing-api"}')
+    r = outcome(m, 'SELECT jwt_authenticate(%s);' % q(other_api))
+    ctx.check(r == 'ERROR JW006', "presenter_sets_the_rules: another API's token stays refused", r)
+    # the low-level function keeps the caller's own explicit checks
+    r = outcome(m, "SELECT jwt_verify(%s, audience => 'billing-api') ->> 'sub';" % q(other_api))
+    ctx.check(r == 'OK mallory', 'presenter_sets_the_rules: explicit jwt_verify arguments still work', r)
+    r = outcome(m, "SELECT jwt_verify(%s, leeway => '2 days');" % q(expired))
+    ctx.check(r == 'ERROR 22023', 'presenter_sets_the_rules: no leeway beyond a day', r)
+
+
+# ----------------------------------------------------------------
+# 4. A clock a long CALL freezes
+# ----------------------------------------------------------------
+
+@attack
+def frozen_clock_in_procedure(ctx):
+    """A procedure that sleeps past a token's exp, commits, and then
+    authenticates with it: the token has expired (statement_timestamp()
+    stays at the CALL's start)."""
+    tok = issue(ctx, '{"sub": "refresher"}', ttl='2 seconds')
+    m = ctx.session('refresher')   # a role nothing else here has set up
+    m.query(r"""
+CREATE PROCEDURE pg_temp.later(t text, how text) LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_sleep(3.2);
+  COMMIT;
+  IF how = 'authenticate' THEN
+    PERFORM jwt_authenticate(t);
+  ELSE
+    PERFORM jwt_verify(t);
+  END IF;
+END $$;
+""")
+    r = outcome(m, "CALL pg_temp.later(%s, 'authenticate');" % q(tok))
+    ctx.check(r == 'ERROR JW004', 'frozen_clock_in_procedure: jwt_authenticate after exp is JW004', r)
+    tok = issue(ctx, '{"sub": "refresher"}', ttl='2 seconds')
+    r = outcome(m, "CALL pg_temp.later(%s, 'verify');" % q(tok))
+    ctx.check(r == 'ERROR JW004', 'frozen_clock_in_procedure: jwt_verify after exp is JW004', r)
+
+
+# ----------------------------------------------------------------
+# 5. Refresh tokens signed by someone else
+# ----------------------------------------------------------------
+
+@attack
+def refresh_token_signed_by_idp(ctx):
+    """Whoever knows a trusted identity provider's shared secret and a
+    victim's refresh jti signs a refresh+jwt with the provider's key: it
+    must not refresh (only our own keys verify refresh tokens)."""
+    su = ctx.session()
+    secret = 'idp-shared-secret-' + 'k' * 32
+    su.query("SELECT jwt_key_import(%s, 'HS256', 'idp-k', issuer => 'https://idp.example');" % q(secret))
+    access, rt = pair(ctx, '{"sub": "victim"}')
+    jti = su.value('SELECT jwt_decode_unverified(%s) ->> \'jti\';' % q(rt))
+    forged = su.value(
+        "SELECT jwt_sign(jsonb_build_object('sub', 'victim', 'jti', %s::text, 'iss', 'https://idp.example',"
+        " 'iat', extract(epoch FROM now())::bigint, 'exp', extract(epoch FROM now())::bigint + 600),"
+        " %s, 'HS256', '{\"typ\": \"refresh+jwt\", \"kid\": \"idp-k\"}');" % (q(jti), q(secret)))
+    r = outcome(ctx.session('refresher'), 'SELECT access_token FROM jwt_refresh(%s);' % q(forged))
+    ctx.check(r in ('ERROR JW007', 'ERROR JW009', 'ERROR JW002'),
+              'refresh_token_signed_by_idp: refused', r)
+    su.query("DELETE FROM jwt_issuers WHERE issuer = 'https://idp.example';")

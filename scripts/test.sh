@@ -85,6 +85,10 @@ suite mutation 3 "mutation (>= 100,000 mutated tokens through jwt_verify)" \
 	/usr/bin/python3 "$REPO/test/stress/mutation.py"
 suite json-diff 3 "JSON differential (strict parser vs an oracle and jsonb_in)" \
 	/usr/bin/python3 "$REPO/test/stress/json_diff.py"
+suite attack 3 "attack (what an ordinary SQL login can make jwt do)" \
+	/usr/bin/python3 "$REPO/test/attack/run.py"
+suite wycheproof 4 "Wycheproof (ECDSA, RSA, RSA-PSS, EdDSA, HMAC via jws_verify)" \
+	bash "$REPO/test/wycheproof/run.sh"
 suite memory 12 "memory (1,000,000 jwt_verify per family, RssAnon growth < 1 MB)" \
 	/usr/bin/python3 "$REPO/test/stress/memory.py"
 suite hygiene 1 "secret hygiene" \

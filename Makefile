@@ -3,12 +3,13 @@
 PG_CONFIG ?= pg_config
 
 EXTENSION = jwt
-EXTVERSION = 0.4
+EXTVERSION = 0.5
 
 MODULE_big = jwt
 OBJS = \
 	src/base64url.o \
 	src/jws.o \
+	src/roca.o \
 	src/jsonutil.o \
 	src/keys.o \
 	src/keycache.o \
@@ -20,7 +21,7 @@ OBJS = \
 	src/revocation.o \
 	src/jwt.o
 
-DATA = jwt--0.1.sql jwt--0.1--0.2.sql jwt--0.2--0.3.sql jwt--0.3--0.4.sql
+DATA = jwt--0.1.sql jwt--0.1--0.2.sql jwt--0.2--0.3.sql jwt--0.3--0.4.sql jwt--0.4--0.5.sql
 
 # pg_regress suites, in order: fixtures first, the others use its keys
 REGRESS = init fixtures sign verify claims errors rfc_vectors rfc8725 keystore session postgrest rls refresh keycache

@@ -415,6 +415,39 @@ jwt_sign(PG_FUNCTION_ARGS)
 	return sign_common(fcinfo, false);
 }
 
+/*
+ * _jwt_sign_private(claims jsonb, jwk jsonb, algorithm text, header jsonb):
+ * jwt_issue's signing with a private JWK of the key table.  The key is
+ * parsed here and released (its secrets wiped) before returning: none of
+ * the key caches ever holds a private key of the table.
+ */
+PG_FUNCTION_INFO_V1(jwt_sign_private);
+Datum
+jwt_sign_private(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *jwk;
+	JwtKeyArg	arg = {0};
+	const JwsAlg *alg;
+	text	   *result;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errhidestmt(true),
+				 errmsg("claims, key and algorithm must not be null")));
+	jwk = PG_GETARG_JSONB_P(1);
+	alg = sign_algorithm(PG_GETARG_TEXT_PP(2));
+	if (!JB_ROOT_IS_OBJECT(jwk) || JB_ROOT_IS_SCALAR(jwk) ||
+		(arg.key = jwt_key_from_jwk(&jwk->root)) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+				 errmsg("unsupported JWK")));
+	arg.kind = JWT_KEYARG_JWK;
+	result = jwt_sign_token(PG_GETARG_JSONB_P(0), &arg, alg,
+							PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3));
+	jwt_key_arg_release(&arg);
+	PG_RETURN_TEXT_P(result);
+}
+
 PG_FUNCTION_INFO_V1(jwt_sign_bytea);
 Datum
 jwt_sign_bytea(PG_FUNCTION_ARGS)

@@ -239,3 +239,44 @@ def refresh_token_signed_by_idp(ctx):
     ctx.check(r in ('ERROR JW007', 'ERROR JW009', 'ERROR JW002'),
               'refresh_token_signed_by_idp: refused', r)
     su.query("DELETE FROM jwt_issuers WHERE issuer = 'https://idp.example';")
+
+
+# ----------------------------------------------------------------
+# 6. Reuse detection that fails open
+# ----------------------------------------------------------------
+
+@attack
+def family_lock_hides_reuse(ctx):
+    """The thief keeps a refresh of the family open (holding its row lock)
+    while the rotated token is replayed: the replay must still count as a
+    reuse, and the family must refresh no more, even though the worker
+    cannot get the lock to write the revocation (it fails closed)."""
+    o = ctx.session('dbowner')
+    access, rt0 = o.rows("SELECT access_token, refresh_token FROM jwt_issue_pair('{\"sub\": \"held\"}');")[0]
+    rt1 = o.value('SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))
+    holder = ctx.session('dbowner')
+    holder.query('BEGIN;')
+    rt2 = holder.value('SELECT refresh_token FROM jwt_refresh(%s);' % q(rt1))
+    r = outcome(o, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))
+    ctx.check(r == 'ERROR JW010', 'family_lock_hides_reuse: the replay is JW010', r)
+    holder.query('COMMIT;')
+    # the token the holder got is refused: the family refreshes no more
+    r = outcome(o, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt2))
+    ctx.check(r == 'ERROR JW010', 'family_lock_hides_reuse: the family refreshes no more', r)
+    su = ctx.session()
+    ctx.check(su.value("SELECT revoked_at IS NOT NULL FROM jwt_token_families WHERE sub = 'held';") == 't',
+              'family_lock_hides_reuse: the revocation is written once the lock is gone')
+
+
+# ----------------------------------------------------------------
+# 8. Private keys in the caches
+# ----------------------------------------------------------------
+
+@attack
+def issue_caches_no_private_key(ctx):
+    """jwt_issue signs with the table's private keys: none of them may stay
+    in the per-backend key cache afterwards."""
+    su = ctx.session()
+    su.query("SELECT jwt_issue('{\"sub\": \"x\"}', 'ES256'); SELECT jwt_issue('{\"sub\": \"x\"}', 'HS256');")
+    n = su.value("SELECT entries FROM jwt_cache_stats() WHERE cache = 'key';")
+    ctx.check(n == '0', 'issue_caches_no_private_key: key cache empty after jwt_issue', n)

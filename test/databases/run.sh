@@ -88,7 +88,7 @@ FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'jwt') ORDER BY 1"
 current=$("${PSQL[@]}" -d "$src" -c "SELECT default_version FROM pg_available_extensions WHERE name = 'jwt'")
 fresh=$("${PSQL[@]}" -d "$src" -c "$objects_sql")
-for old in 0.1 0.2 0.3; do
+for old in 0.1 0.2 0.3 0.4; do
 	db="${upg}_${old//./_}"
 	createdb "$db"
 	"${PSQL[@]}" -d "$db" -c "CREATE EXTENSION jwt VERSION '$old'"

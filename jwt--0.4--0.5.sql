@@ -1,0 +1,200 @@
+/* jwt--0.4--0.5.sql: the trust boundary (issue 14) */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION jwt UPDATE TO '0.5'" to load this file. \quit
+
+-- Every name below is schema-qualified with @extschema@ or pg_catalog (the
+-- SECURITY DEFINER functions also pin search_path).
+
+-- ----------------------------------------------------------------
+-- Building blocks (C)
+-- ----------------------------------------------------------------
+
+-- Whether a family's revocation is recorded but not yet written (no
+-- background worker could run): jwt_refresh refuses such a family.
+CREATE FUNCTION @extschema@._jwt_family_pending(family uuid)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'jwt_family_pending_sql'
+LANGUAGE C VOLATILE STRICT;
+
+-- jwt_sign with a private JWK of the key table, through none of the
+-- per-backend key caches
+CREATE FUNCTION @extschema@._jwt_sign_private(claims jsonb, jwk jsonb, algorithm text,
+                                              header jsonb DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'jwt_sign_private'
+LANGUAGE C VOLATILE;
+
+REVOKE ALL ON FUNCTION @extschema@._jwt_family_pending(uuid),
+  @extschema@._jwt_sign_private(jsonb, jsonb, text, jsonb) FROM PUBLIC;
+
+-- ----------------------------------------------------------------
+-- Refresh tokens: bound to their row by a digest, checked on the clock,
+-- reuse detection that fails closed
+-- ----------------------------------------------------------------
+
+ALTER TABLE @extschema@.jwt_refresh_tokens ADD COLUMN token_sha256 bytea;
+
+CREATE OR REPLACE FUNCTION @extschema@._jwt_sign_own(claims jsonb, algorithm text, kid text,
+                                          ttl interval, header jsonb)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  k record;
+  iat bigint := floor(extract(epoch FROM pg_catalog.clock_timestamp()));
+  iss text := nullif(current_setting('jwt.issuer', true), '');
+  defaults jsonb;
+BEGIN
+  IF claims IS NULL OR jsonb_typeof(claims) <> 'object' THEN
+    RAISE EXCEPTION 'claims must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  ttl := coalesce(ttl, nullif(current_setting('jwt.default_ttl', true), '')::interval, '1 hour');
+  IF ttl <= '0'::interval THEN
+    RAISE EXCEPTION 'ttl must be positive' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+
+  -- the newest active own key that can sign (for the algorithm, if named)
+  SELECT k0.kid, k0.alg, k0.private_jwk INTO k
+  FROM @extschema@.jwt_keys AS k0
+  WHERE k0.issuer IS NULL AND k0.state = 'active' AND k0.private_jwk IS NOT NULL
+    AND (_jwt_sign_own.kid IS NULL OR k0.kid = _jwt_sign_own.kid)
+    AND (_jwt_sign_own.algorithm IS NULL OR k0.alg = _jwt_sign_own.algorithm)
+    AND (k0.not_before IS NULL OR k0.not_before <= pg_catalog.clock_timestamp())
+    AND (k0.expires_at IS NULL OR k0.expires_at > pg_catalog.clock_timestamp())
+  ORDER BY k0.created_at DESC, k0.kid
+  LIMIT 1;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no active signing key%',
+      CASE WHEN _jwt_sign_own.kid IS NOT NULL THEN format(' with kid "%s"', _jwt_sign_own.kid)
+           WHEN algorithm IS NOT NULL THEN format(' for %s', algorithm)
+           ELSE '' END
+      USING ERRCODE = 'JW009',
+            HINT = 'Make one with jwt_key_generate, or activate a staged key.';
+  END IF;
+
+  defaults := jsonb_build_object('iat', iat,
+                                 'exp', iat + floor(extract(epoch FROM ttl))::bigint,
+                                 'jti', gen_random_uuid()::text);
+  IF iss IS NOT NULL THEN
+    defaults := defaults || jsonb_build_object('iss', iss);
+  END IF;
+  -- what the caller gave wins over the defaults
+  -- signed without passing through the key caches: a private key is never kept
+  RETURN @extschema@._jwt_sign_private(defaults || claims, k.private_jwk, k.alg, header);
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@._jwt_refresh_token(family uuid, sub text, ttl interval)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  new_jti text := gen_random_uuid()::text;
+  token text;
+  t0 timestamptz := pg_catalog.clock_timestamp();
+BEGIN
+  INSERT INTO @extschema@.jwt_refresh_tokens (jti, family, issued_at, expires_at)
+  VALUES (new_jti, family, t0, t0 + ttl);
+  UPDATE @extschema@.jwt_token_families f SET expires_at = greatest(f.expires_at, t0 + ttl)
+  WHERE f.family = _jwt_refresh_token.family;
+  token := @extschema@._jwt_sign_own(
+    jsonb_strip_nulls(jsonb_build_object('sub', sub, 'jti', new_jti)),
+    NULL, NULL, ttl, '{"typ": "refresh+jwt"}');
+  -- the token is bound to its row by its digest, not by its jti alone
+  UPDATE @extschema@.jwt_refresh_tokens r
+  SET token_sha256 = pg_catalog.sha256(pg_catalog.convert_to(token, 'UTF8'))
+  WHERE r.jti OPERATOR(pg_catalog.=) new_jti;
+  RETURN token;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.jwt_refresh(OUT access_token text, INOUT refresh_token text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  claims jsonb;
+  tok record;
+  fam record;
+  grace interval := coalesce(nullif(current_setting('jwt.refresh_grace', true), '')::interval, '0');
+  reused uuid;
+BEGIN
+  PERFORM @extschema@._jwt_assert_primary('token families');
+  claims := @extschema@._jwt_verify_refresh(jwt_refresh.refresh_token);
+
+  SELECT * INTO tok FROM @extschema@.jwt_refresh_tokens r WHERE r.jti = claims ->> 'jti';
+  IF NOT FOUND THEN
+    PERFORM @extschema@._jwt_raise('JW010', 'refresh token is not known',
+      'It was never stored here, or it has been purged.');
+  END IF;
+  -- the very token we issued for this jti (rows from before 0.5 have no digest)
+  IF tok.token_sha256 IS NOT NULL AND tok.token_sha256 <> sha256(convert_to(jwt_refresh.refresh_token, 'UTF8')) THEN
+    PERFORM @extschema@._jwt_raise('JW010', 'refresh token is not known',
+      'It is not the token that was issued with this "jti".');
+  END IF;
+  -- the stored expiry counts, whatever leeway the token's exp was read with
+  IF tok.expires_at <= clock_timestamp() THEN
+    PERFORM @extschema@._jwt_raise('JW004', 'refresh token has expired');
+  END IF;
+  -- a reuse whose revocation no worker could write yet: refused, and the
+  -- revocation tried again (no lock is held here)
+  IF @extschema@._jwt_family_pending(tok.family) THEN
+    PERFORM @extschema@._jwt_family_revoke(tok.family, 'refresh token reused');
+    PERFORM @extschema@._jwt_raise('JW010', 'refresh token family is revoked',
+      'A rotated refresh token of this family was presented again.');
+  END IF;
+
+  -- the family's lock is taken in this block, so that leaving it by an
+  -- exception releases the lock before the worker updates the row
+  BEGIN
+    BEGIN
+      SELECT * INTO fam FROM @extschema@.jwt_token_families f
+      WHERE f.family = tok.family FOR UPDATE NOWAIT;
+    EXCEPTION WHEN lock_not_available THEN
+      -- a token already rotated is a reuse, whoever holds the lock: holding
+      -- the family open must not hide a theft
+      IF tok.used_at IS NOT NULL
+         AND NOT (grace > '0'::interval AND clock_timestamp() <= tok.used_at + grace) THEN
+        reused := tok.family;
+        RAISE EXCEPTION USING ERRCODE = 'JWX01';    -- caught below
+      END IF;
+      PERFORM @extschema@._jwt_raise('JW010', 'refresh token is being used by another session',
+        'Another refresh in the same token family is in progress.');
+    END;
+    IF fam.revoked_at IS NOT NULL THEN
+      PERFORM @extschema@._jwt_raise('JW010', 'refresh token family is revoked');
+    END IF;
+    IF (claims ->> 'sub') IS DISTINCT FROM fam.sub THEN
+      PERFORM @extschema@._jwt_raise('JW010', 'refresh token does not belong to its family',
+        'Its "sub" is not the subject of the family its "jti" belongs to.');
+    END IF;
+
+    -- read again under the lock: a rotation may have committed meanwhile
+    SELECT * INTO tok FROM @extschema@.jwt_refresh_tokens r WHERE r.jti = tok.jti;
+    IF tok.used_at IS NOT NULL
+       AND NOT (grace > '0'::interval AND pg_catalog.clock_timestamp() <= tok.used_at + grace) THEN
+      reused := fam.family;
+      RAISE EXCEPTION USING ERRCODE = 'JWX01';    -- caught below
+    END IF;
+
+    UPDATE @extschema@.jwt_refresh_tokens r
+    SET used_at = coalesce(r.used_at, pg_catalog.clock_timestamp())
+    WHERE r.jti = tok.jti;
+    access_token := @extschema@._jwt_sign_own(fam.claims, NULL, NULL, fam.access_ttl, NULL);
+    refresh_token := @extschema@._jwt_refresh_token(fam.family, fam.sub, fam.refresh_ttl);
+    UPDATE @extschema@.jwt_refresh_tokens r
+    SET replaced_by = @extschema@.jwt_decode_unverified(jwt_refresh.refresh_token) ->> 'jti'
+    WHERE r.jti = tok.jti AND r.replaced_by IS NULL;
+    RETURN;
+  EXCEPTION WHEN SQLSTATE 'JWX01' THEN
+    NULL;
+  END;
+
+  IF @extschema@._jwt_family_revoke(reused, 'refresh token reused') THEN
+    PERFORM @extschema@._jwt_raise('JW010', 'refresh token was already used',
+      'A rotated refresh token was presented again: its whole token family is revoked.');
+  END IF;
+  PERFORM @extschema@._jwt_raise('JW010', 'refresh token was already used',
+    'A rotated refresh token was presented again: its family is refused from now on, and its revocation is written when a background worker can run.');
+END $$;

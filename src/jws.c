@@ -10,6 +10,7 @@
  * function is freed before it returns, and failures come back as JwsStatus.
  */
 #include "jws.h"
+#include "roca.h"
 
 #include <string.h>
 
@@ -106,24 +107,32 @@ get_hmac(void)
 	return hmac_cache;
 }
 
-/* Check an RSA key: at least 2048 bits, odd public exponent above 1. */
+/*
+ * Check an RSA key: at least 2048 bits, odd public exponent above 1, and a
+ * modulus without the ROCA fingerprint of Infineon's RSALib (CVE-2017-15361,
+ * see roca.c), whose keys are factorable at any size.
+ */
 static JwsStatus
 rsa_key_check(EVP_PKEY *pkey)
 {
 	BIGNUM	   *e = NULL;
+	BIGNUM	   *n = NULL;
 	JwsStatus	st = JWS_OK;
 
 	if (EVP_PKEY_get_bits(pkey) < JWS_RSA_MIN_BITS ||
 		EVP_PKEY_get_size(pkey) > JWS_MAX_SIGNATURE)
 		return JWS_KEY_WEAK;
-	if (!EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e))
+	if (!EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) ||
+		!EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &n))
 	{
 		ERR_clear_error();
+		BN_free(e);
 		return JWS_CRYPTO_ERROR;
 	}
-	if (BN_is_one(e) || !BN_is_odd(e))
+	if (BN_is_one(e) || !BN_is_odd(e) || jws_rsa_roca_vulnerable(n))
 		st = JWS_KEY_WEAK;
 	BN_free(e);
+	BN_free(n);
 	return st;
 }
 

@@ -44,7 +44,8 @@ typedef enum JwsStatus
 	JWS_BAD_SIGNATURE,			/* signature does not verify */
 	JWS_BAD_SIGNATURE_FORMAT,	/* wrong length, r or s out of range */
 	JWS_KEY_TYPE_MISMATCH,		/* key is not of the algorithm's family */
-	JWS_KEY_WEAK,				/* RSA < 2048 bits or bad exponent; empty secret */
+	JWS_KEY_WEAK,				/* RSA < 2048 bits, bad exponent or ROCA
+								 * modulus; empty secret */
 	JWS_CRYPTO_ERROR			/* OpenSSL failed for another reason */
 } JwsStatus;
 

@@ -22,16 +22,20 @@
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/decoder.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/obj_mac.h>
 #include <openssl/objects.h>
 #include <openssl/param_build.h>
+#include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include "base64url.h"
 #include "jws.h"
+#include "roca.h"
 
 static int	n_passed = 0;
 static int	n_failed = 0;
@@ -2063,6 +2067,374 @@ test_known_signatures(void)
 	}
 }
 
+/* ------------------------------------------------------------------------
+ * ROCA (CVE-2017-15361): src/roca.c and its use in jws_key_fits
+ * ------------------------------------------------------------------------
+ */
+
+/* The primes of the fingerprint, written out again rather than shared. */
+static const unsigned int roca_test_primes[] = {
+	3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67,
+	71, 73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139,
+	149, 151, 157, 163, 167
+};
+
+#define N_ROCA_TEST_PRIMES \
+	(sizeof(roca_test_primes) / sizeof(roca_test_primes[0]))
+
+/* the binary runs in test/unit (make -C test/unit) */
+#define FIXTURE_DIR "../fixtures/keys/"
+
+static unsigned int
+powmod_small(unsigned int b, unsigned int e, unsigned int m)
+{
+	unsigned int r = 1;
+
+	b %= m;
+	for (; e > 0; e >>= 1)
+	{
+		if (e & 1)
+			r = r * b % m;
+		b = b * b % m;
+	}
+	return r;
+}
+
+/*
+ * Reference membership test, by another route than roca.c's walk: the
+ * subgroup of order d of the cyclic group (Z/rZ)* is {x : x^d = 1}, d
+ * being the order of 65537 mod r (the least d with 65537^d = 1).
+ */
+static bool
+ref_in_subgroup(unsigned int x, unsigned int r)
+{
+	unsigned int d = 1;
+
+	if (x % r == 0)
+		return false;
+	while (powmod_small(65537, d, r) != 1)
+		d++;
+	return powmod_small(x, d, r) == 1;
+}
+
+/* M = 2 * 3 * 5 * ... * 167, the smallest primorial of RSALib */
+static BIGNUM *
+roca_primorial(void)
+{
+	BIGNUM	   *m = BN_new();
+
+	if (m == NULL || !BN_set_word(m, 2))
+		fatal("roca_primorial");
+	for (size_t i = 0; i < N_ROCA_TEST_PRIMES; i++)
+		if (!BN_mul_word(m, roca_test_primes[i]))
+			fatal("roca_primorial");
+	return m;
+}
+
+/*
+ * A prime of RSALib's form k * M + (65537^a mod M), a and k (of kbits
+ * bits) from the test's reproducible generator.
+ */
+static BIGNUM *
+roca_form_prime(const BIGNUM *m, int kbits, BN_CTX *ctx)
+{
+	unsigned char abuf[16];
+	unsigned char kbuf[32];
+	BIGNUM	   *a;
+	BIGNUM	   *k;
+	BIGNUM	   *g = BN_new();
+	BIGNUM	   *e = BN_new();
+	BIGNUM	   *p = BN_new();
+
+	if (kbits < 8 || kbits > 8 * (int) sizeof(kbuf) || kbits % 8 != 0)
+		fatal("roca_form_prime: kbits");
+	rng_fill(abuf, sizeof(abuf));
+	rng_fill(kbuf, (size_t) kbits / 8);
+	kbuf[0] |= 0x80;
+	a = BN_bin2bn(abuf, sizeof(abuf), NULL);
+	k = BN_bin2bn(kbuf, kbits / 8, NULL);
+	if (a == NULL || k == NULL || g == NULL || e == NULL || p == NULL ||
+		!BN_set_word(e, 65537) || !BN_mod_exp(g, e, a, m, ctx))
+		fatal("roca_form_prime");
+	for (;;)
+	{
+		int			prime;
+
+		if (!BN_mul(p, k, m, ctx) || !BN_add(p, p, g))
+			fatal("roca_form_prime");
+		prime = BN_check_prime(p, ctx, NULL);
+		if (prime < 0)
+			fatal("BN_check_prime");
+		if (prime == 1)
+			break;
+		if (!BN_add_word(k, 1))		/* keeps the form */
+			fatal("roca_form_prime");
+	}
+	BN_free(a);
+	BN_free(k);
+	BN_free(g);
+	BN_free(e);
+	return p;
+}
+
+/* jws_rsa_roca_vulnerable on constructed numbers */
+static void
+test_roca_detector(void)
+{
+	BN_CTX	   *ctx = BN_CTX_new();
+	BIGNUM	   *m = roca_primorial();
+	BIGNUM	   *p;
+	BIGNUM	   *q;
+	BIGNUM	   *n = BN_new();
+	BIGNUM	   *t = BN_new();
+	BIGNUM	   *mr = BN_new();
+	int			bad = 0;
+	int			n_in = 0;
+	int			n_out = 0;
+
+	if (ctx == NULL || n == NULL || t == NULL || mr == NULL)
+		fatal("test_roca_detector");
+	p = roca_form_prime(m, 64, ctx);
+	q = roca_form_prime(m, 64, ctx);
+	if (!BN_mul(n, p, q, ctx))
+		fatal("BN_mul");
+
+	label = "ROCA: constructed moduli";
+	CHECK(BN_num_bits(p) > 256 && BN_num_bits(q) > 256 && BN_cmp(p, q) != 0);
+	CHECK(jws_rsa_roca_vulnerable(n));
+	CHECK(jws_rsa_roca_vulnerable(p));	/* one RSALib prime */
+	if (!BN_mul(t, n, p, ctx))
+		fatal("BN_mul");
+	CHECK(jws_rsa_roca_vulnerable(t));	/* the group is closed */
+	if (!BN_set_word(t, 65537))
+		fatal("BN_set_word");
+	CHECK(jws_rsa_roca_vulnerable(t));
+	if (!BN_copy(t, n) || !BN_add_word(t, 2))
+		fatal("BN_add_word");
+	CHECK(!jws_rsa_roca_vulnerable(t));
+	if (!BN_copy(t, n) || !BN_sub_word(t, 2))
+		fatal("BN_sub_word");
+	CHECK(!jws_rsa_roca_vulnerable(t));
+	BN_zero(t);					/* divisible by every prime */
+	CHECK(!jws_rsa_roca_vulnerable(t));
+	if (!BN_copy(t, n))
+		fatal("BN_copy");
+	BN_set_negative(t, 1);		/* only |n| is looked at */
+	CHECK(jws_rsa_roca_vulnerable(t));
+	CHECK(ERR_peek_error() == 0);
+
+	/*
+	 * Every residue of every prime: n + c * (M / r) keeps n's residues mod
+	 * the other primes (all in their subgroups) and runs through all the
+	 * residues mod r as c does, so the answer must be the reference
+	 * membership of that one residue.  Skipping a prime, a wrong subgroup
+	 * or a residue of 0 taken as a member each fail here.
+	 */
+	label = "ROCA: every residue of every prime";
+	for (size_t i = 0; i < N_ROCA_TEST_PRIMES; i++)
+	{
+		unsigned int r = roca_test_primes[i];
+		unsigned int n_mod = (unsigned int) BN_mod_word(n, r);
+		unsigned int mr_mod;
+
+		if (!BN_copy(mr, m) || BN_div_word(mr, r) != 0)
+			fatal("M / r");
+		mr_mod = (unsigned int) BN_mod_word(mr, r);
+		if (!ref_in_subgroup(n_mod, r))
+			LOOP_FAIL(bad, "n mod %u = %u is not in the subgroup", r, n_mod);
+		for (unsigned int c = 0; c < r; c++)
+		{
+			unsigned int x = (n_mod + c * mr_mod) % r;
+			bool		want = ref_in_subgroup(x, r);
+			bool		got;
+
+			if (!BN_copy(t, mr) || !BN_mul_word(t, c) || !BN_add(t, t, n))
+				fatal("n + c * M / r");
+			got = jws_rsa_roca_vulnerable(t);
+			if (got != want)
+				LOOP_FAIL(bad, "r = %u, residue %u: got %s, want %s",
+						  r, x, got ? "true" : "false", want ? "true" : "false");
+			if (want)
+				n_in++;
+			else
+				n_out++;
+		}
+	}
+	CHECK(bad == 0);
+	/* members: the orders of 65537 mod r, summed; all: 3 + 5 + ... + 167 */
+	CHECK(n_in == 2086 && n_in + n_out == 2912);
+
+	BN_free(p);
+	BN_free(q);
+	BN_free(n);
+	BN_free(t);
+	BN_free(mr);
+	BN_free(m);
+	BN_CTX_free(ctx);
+}
+
+/* A PEM fixture: public key, private key or certificate. */
+static EVP_PKEY *
+fixture_pem(const char *name)
+{
+	char		path[256];
+	FILE	   *f;
+	EVP_PKEY   *pkey = NULL;
+
+	snprintf(path, sizeof(path), FIXTURE_DIR "%s", name);
+	f = fopen(path, "r");
+	if (f == NULL)
+	{
+		printf("cannot open %s (run from test/unit)\n", path);
+		fatal("fixture missing");
+	}
+	if (strstr(name, "cert") != NULL)
+	{
+		X509	   *cert = PEM_read_X509(f, NULL, NULL, NULL);
+
+		pkey = cert != NULL ? X509_get_pubkey(cert) : NULL;
+		X509_free(cert);
+	}
+	else
+	{
+		OSSL_DECODER_CTX *dctx;
+
+		dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, "RSA", 0,
+											 NULL, NULL);
+		if (dctx == NULL || !OSSL_DECODER_from_fp(dctx, f))
+			pkey = NULL;
+		OSSL_DECODER_CTX_free(dctx);
+	}
+	fclose(f);
+	if (pkey == NULL)
+	{
+		printf("cannot read %s\n", path);
+		fatal("fixture unreadable");
+	}
+	return pkey;
+}
+
+/* The string member name of a flat JSON object (no escapes in it). */
+static void
+json_string_member(const char *json, const char *name, char *out, size_t outsize)
+{
+	char		pattern[32];
+	const char *start;
+	const char *end;
+
+	snprintf(pattern, sizeof(pattern), "\"%s\":\"", name);
+	start = strstr(json, pattern);
+	if (start == NULL)
+		fatal("JWK member missing");
+	start += strlen(pattern);
+	end = strchr(start, '"');
+	if (end == NULL || (size_t) (end - start) >= outsize)
+		fatal("JWK member unterminated or too long");
+	memcpy(out, start, end - start);
+	out[end - start] = '\0';
+}
+
+/* A public RSA JWK fixture. */
+static EVP_PKEY *
+fixture_rsa_jwk(const char *name)
+{
+	char		path[256];
+	char		json[4096];
+	char		n_b64[1024];
+	char		e_b64[16];
+	FILE	   *f;
+	size_t		len;
+
+	snprintf(path, sizeof(path), FIXTURE_DIR "%s", name);
+	f = fopen(path, "r");
+	if (f == NULL)
+	{
+		printf("cannot open %s (run from test/unit)\n", path);
+		fatal("fixture missing");
+	}
+	len = fread(json, 1, sizeof(json) - 1, f);
+	fclose(f);
+	json[len] = '\0';
+	json_string_member(json, "n", n_b64, sizeof(n_b64));
+	json_string_member(json, "e", e_b64, sizeof(e_b64));
+	return rsa_public_jwk(n_b64, e_b64);
+}
+
+static bool
+roca_pkey(EVP_PKEY *pkey)
+{
+	BIGNUM	   *n = NULL;
+	bool		flagged;
+
+	if (!EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &n))
+		fatal("EVP_PKEY_get_bn_param(n)");
+	flagged = jws_rsa_roca_vulnerable(n);
+	BN_free(n);
+	return flagged;
+}
+
+/* The ROCA fixture is refused; the other RSA keys are not flagged. */
+static void
+test_roca_keys(void)
+{
+	static const char *const clean[] = {
+		"rsa_pub_spki.pem", "rsa_pub_pkcs1.pem", "rsa_priv_pkcs1.pem",
+		"rsa_priv_pkcs8.pem", "rsa_cert.pem", "rsa2_pub_spki.pem",
+		"rsa2_priv_pkcs8.pem", "rsa1024_pub.pem", "rsa1024_priv.pem"
+	};
+	const char *const algs[] = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"};
+	EVP_PKEY   *roca = fixture_pem("rsa_roca_pub.pem");
+	EVP_PKEY   *roca_jwk = fixture_rsa_jwk("rsa_roca_jwk_pub.json");
+	EVP_PKEY   *pkeys[] = {roca, roca_jwk};
+	unsigned char zero[256] = {0};
+	JwsKey		k;
+
+	label = "ROCA: fixture key";
+	CHECK(EVP_PKEY_get_bits(roca) == 2048);
+	CHECK(EVP_PKEY_eq(roca, roca_jwk) == 1);	/* same key, PEM and JWK */
+	CHECK(roca_pkey(roca));
+	for (size_t i = 0; i < sizeof(pkeys) / sizeof(pkeys[0]); i++)
+	{
+		for (size_t a = 0; a < sizeof(algs) / sizeof(algs[0]); a++)
+		{
+			k = pkey_key(pkeys[i]);
+			CHECK_ST(jws_key_fits(alg_get(algs[a]), &k), JWS_KEY_WEAK);
+			CHECK_ST(jws_key_fits(alg_get(algs[a]), &k), JWS_KEY_WEAK);	/* memo */
+			k = pkey_key(pkeys[i]);
+			CHECK_ST(jws_verify(alg_get(algs[a]), &k, (const unsigned char *) "m", 1,
+								zero, sizeof(zero)), JWS_KEY_WEAK);
+		}
+		k = pkey_key(pkeys[i]);
+		k.keep_verify_ctx = true;
+		CHECK_ST(jws_verify(alg_get("PS256"), &k, (const unsigned char *) "m", 1,
+							zero, sizeof(zero)), JWS_KEY_WEAK);
+		CHECK(k.verify_ctx == NULL);
+		jws_key_forget(&k);
+	}
+	CHECK(ERR_peek_error() == 0);
+
+	label = "ROCA: other keys not flagged";
+	for (size_t i = 0; i < sizeof(clean) / sizeof(clean[0]); i++)
+	{
+		EVP_PKEY   *pkey = fixture_pem(clean[i]);
+
+		if (roca_pkey(pkey))
+			printf("%s is flagged\n", clean[i]);
+		CHECK(!roca_pkey(pkey));
+		EVP_PKEY_free(pkey);
+	}
+	CHECK(!roca_pkey(rsa2048));
+	CHECK(!roca_pkey(rfc_rsa));
+	k = pkey_key(rsa2048);
+	CHECK_ST(jws_key_fits(alg_get("RS256"), &k), JWS_OK);
+	k = pkey_key(rfc_rsa);
+	CHECK_ST(jws_key_fits(alg_get("PS256"), &k), JWS_OK);
+	CHECK(ERR_peek_error() == 0);
+
+	EVP_PKEY_free(roca);
+	EVP_PKEY_free(roca_jwk);
+}
+
 int
 main(void)
 {
@@ -2088,6 +2460,10 @@ main(void)
 	test_hmac_kept_key();
 	test_equal_ct();
 	test_kept_verify_ctx();
+
+	/* last: they draw from the generator the earlier tests use */
+	test_roca_detector();
+	test_roca_keys();
 
 	keys_free();
 

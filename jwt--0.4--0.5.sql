@@ -198,3 +198,75 @@ BEGIN
   PERFORM @extschema@._jwt_raise('JW010', 'refresh token was already used',
     'A rotated refresh token was presented again: its family is refused from now on, and its revocation is written when a background worker can run.');
 END $$;
+
+-- ----------------------------------------------------------------
+-- Keys: key_ops honoured, no secrets from a published key set
+-- ----------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION @extschema@._jwt_jwk_usable(jwk jsonb)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT jsonb_typeof(jwk) = 'object'
+     AND coalesce(jwk ->> 'use', 'sig') = 'sig'
+     -- RFC 7517 §4.3: key_ops, when present, must allow signatures
+     AND (NOT jwk ? 'key_ops'
+          OR (jsonb_typeof(jwk -> 'key_ops') = 'array' AND jwk -> 'key_ops' ?| ARRAY['sign', 'verify']))
+     AND (NOT jwk ? 'alg' OR jwk ->> 'alg' = ANY (ARRAY[
+            'HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512',
+            'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']))
+     AND CASE jwk ->> 'kty'
+           WHEN 'RSA' THEN true
+           WHEN 'oct' THEN true
+           WHEN 'EC' THEN jwk ->> 'crv' = ANY (ARRAY['P-256', 'P-384', 'P-521'])
+           WHEN 'OKP' THEN jwk ->> 'crv' = ANY (ARRAY['Ed25519', 'Ed448'])
+           ELSE false END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.jwt_jwks_import(jwks jsonb, issuer text)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  elem jsonb;
+  n integer := 0;
+BEGIN
+  PERFORM @extschema@._jwt_assert_primary('the key table');
+  IF issuer IS NULL OR issuer = '' THEN
+    RAISE EXCEPTION 'issuer must be given'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Import your own keys with jwt_key_import.';
+  END IF;
+  IF jwks IS NULL OR jsonb_typeof(jwks -> 'keys') IS DISTINCT FROM 'array' THEN
+    RAISE EXCEPTION 'not a JWKS: no "keys" array' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- a published key set never carries a secret: whoever can read the
+  -- document could sign with it
+  IF EXISTS (SELECT FROM jsonb_array_elements(jwks -> 'keys') AS e WHERE e ->> 'kty' = 'oct') THEN
+    RAISE EXCEPTION 'a key set document must not hold secret (oct) keys'
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'The issuer''s keys were left as they were.',
+            HINT = 'Import an issuer''s shared secret with jwt_key_import.';
+  END IF;
+  -- the issuer's row, locked: concurrent imports for one issuer queue here
+  INSERT INTO @extschema@.jwt_issuers AS i (issuer, jwks_updated_at)
+  VALUES (issuer, now())
+  ON CONFLICT ON CONSTRAINT jwt_issuers_pkey DO UPDATE SET jwks_updated_at = now();
+  DELETE FROM @extschema@.jwt_keys AS k WHERE k.issuer = jwt_jwks_import.issuer;
+  FOR elem IN SELECT e FROM jsonb_array_elements(jwks -> 'keys') AS e LOOP
+    IF @extschema@._jwt_jwk_usable(elem) THEN
+      PERFORM @extschema@._jwt_key_insert(@extschema@.jwt_jwk(elem::text), NULL, issuer, NULL);
+      n := n + 1;
+    END IF;
+  END LOOP;
+  -- a document with no usable key is more likely an error page than a
+  -- real rotation: keep the keys we have
+  IF n = 0 THEN
+    RAISE EXCEPTION 'the key set holds no usable signing key'
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'The issuer''s keys were left as they were.';
+  END IF;
+  RETURN n;
+END $$;

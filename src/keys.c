@@ -206,6 +206,8 @@ key_from_pem(const char *data, size_t len)
  * ----------------------------------------------------------------
  */
 
+static void jwks_refuse_mixed(JsonbContainer *keys);
+
 typedef enum JwkResult
 {
 	JWK_OK,
@@ -231,6 +233,41 @@ jbv_equals(JsonbValue *v, const char *s)
 	return v != NULL && v->type == jbvString &&
 		v->val.string.len == (int) strlen(s) &&
 		memcmp(v->val.string.val, s, v->val.string.len) == 0;
+}
+
+/*
+ * Whether a JWK's "key_ops" (RFC 7517 §4.3), if present, allows signatures:
+ * it must be an array of strings naming "sign" or "verify".  Absent, it
+ * allows them, as an absent "use" does.
+ */
+static bool
+jwk_ops_allow_signatures(JsonbContainer *jwk)
+{
+	JsonbValue *ops = jsonb_member(jwk, "key_ops");
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+	bool		allowed = false;
+
+	if (ops == NULL)
+		return true;
+	if (ops->type != jbvBinary || !JsonContainerIsArray(ops->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+				 errmsg("invalid JWK: member \"key_ops\" is not an array")));
+	it = JsonbIteratorInit(ops->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok != WJB_ELEM)
+			continue;
+		if (v.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+					 errmsg("invalid JWK: member \"key_ops\" holds a value that is not a string")));
+		if (jbv_equals(&v, "sign") || jbv_equals(&v, "verify"))
+			allowed = true;
+	}
+	return allowed;
 }
 
 /*
@@ -486,8 +523,8 @@ jwk_oct(JwtKey *key, JsonbContainer *jwk)
 
 /*
  * Parse one JWK object.  Returns NULL for a key we do not handle (type,
- * curve, "use" other than "sig", unknown "alg"); malformed keys of a type we
- * handle raise 22023.
+ * curve, "use" other than "sig", "key_ops" without "sign" or "verify",
+ * unknown "alg"); malformed keys of a type we handle raise 22023.
  */
 JwtKey *
 jwt_key_from_jwk(JsonbContainer *jwk)
@@ -504,6 +541,8 @@ jwt_key_from_jwk(JsonbContainer *jwk)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 				 errmsg("invalid JWK: member \"kty\" is missing")));
 	if (use != NULL && !jbv_equals(use, "sig"))
+		return NULL;
+	if (!jwk_ops_allow_signatures(jwk))
 		return NULL;
 	if (algv != NULL)
 	{
@@ -595,6 +634,7 @@ jwt_key_arg_from_text(const char *data, size_t len)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 						 errmsg("invalid JWKS: member \"keys\" is not an array")));
+			jwks_refuse_mixed(keys->val.binary.data);
 			arg->kind = JWT_KEYARG_JWKS;
 			arg->jwks = jb;
 			return arg;
@@ -698,6 +738,41 @@ jwt_key_allows(const JwtKey *key, const JwsAlg *alg)
 	return family_ok && (key->alg == NULL || key->alg == alg);
 }
 
+/*
+ * A key set whose keys are secrets and public keys at once is refused: a
+ * token would then choose, by its "alg", whether the set is a secret.
+ */
+static void
+jwks_refuse_mixed(JsonbContainer *keys)
+{
+	JsonbIterator *it = JsonbIteratorInit(keys);
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+	bool		oct = false;
+	bool		other = false;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		JsonbValue *kty;
+
+		CHECK_FOR_INTERRUPTS();
+		if (tok != WJB_ELEM || v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+			continue;
+		kty = jsonb_member(v.val.binary.data, "kty");
+		if (kty == NULL || kty->type != jbvString)
+			continue;
+		if (jbv_equals(kty, "oct"))
+			oct = true;
+		else
+			other = true;
+	}
+	if (oct && other)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+				 errmsg("invalid JWKS: it mixes secret (oct) and public keys"),
+				 errhint("Pass secret keys and public keys as separate key sets.")));
+}
+
 /* Quick test on "kty" before paying for a full parse. */
 static bool
 kty_fits(JsonbContainer *jwk, const JwsAlg *alg)
@@ -737,6 +812,8 @@ jwt_jwks_select(Jsonb *jwks, const JwsAlg *alg, const char *kid, int kidlen,
 		JwtKey	   *key;
 
 		CHECK_FOR_INTERRUPTS();
+		if (n >= max)
+			break;				/* parse no candidate beyond the limit */
 		if (tok != WJB_ELEM || v.type != jbvBinary ||
 			!JsonContainerIsObject(v.val.binary.data))
 			continue;
@@ -761,8 +838,7 @@ jwt_jwks_select(Jsonb *jwks, const JwsAlg *alg, const char *kid, int kidlen,
 		/* wrong curve drops out here; a weak key stays, to be reported */
 		if (!jwt_key_allows(key, alg) ||
 			jws_key_fits(alg, &key->jws) == JWS_KEY_TYPE_MISMATCH ||
-			(want_private && !key->has_private) ||
-			n >= max)
+			(want_private && !key->has_private))
 		{
 			jwt_key_release(key);
 			continue;

@@ -280,3 +280,46 @@ def issue_caches_no_private_key(ctx):
     su.query("SELECT jwt_issue('{\"sub\": \"x\"}', 'ES256'); SELECT jwt_issue('{\"sub\": \"x\"}', 'HS256');")
     n = su.value("SELECT entries FROM jwt_cache_stats() WHERE cache = 'key';")
     ctx.check(n == '0', 'issue_caches_no_private_key: key cache empty after jwt_issue', n)
+
+
+# ----------------------------------------------------------------
+# 10-12. Keys that must not verify
+# ----------------------------------------------------------------
+
+@attack
+def keys_that_must_not_verify(ctx):
+    """A JWK whose key_ops forbid signatures, a key set mixing a secret with
+    public keys, a published key set carrying a secret, an RSA key with the
+    ROCA fingerprint: none of them may verify or be imported."""
+    import json
+    m = ctx.session('mallory')
+    su = ctx.session()
+    priv = key_text('rsa_priv_pkcs8.pem')
+    jwk = json.loads(key_text('rsa_jwk_pub.json'))
+    jwk.pop('use', None)
+    jwk['key_ops'] = ['encrypt']
+    tok = su.value("SELECT jwt_sign('{\"sub\": \"ops\"}', %s, 'RS256');" % q(priv))
+    r = outcome(m, 'SELECT jwt_verify(%s, %s);' % (q(tok), q(json.dumps(jwk))))
+    ctx.check(r.startswith('ERROR'), 'keys_that_must_not_verify: key_ops ["encrypt"] does not verify', r)
+    r = outcome(m, 'SELECT jwt_verify(%s, %s);' % (q(tok), q(json.dumps({'keys': [jwk]}))))
+    ctx.check(r.startswith('ERROR'), 'keys_that_must_not_verify: ... nor in a key set', r)
+    r = outcome(su, 'SELECT jwt_key_import(%s);' % q(json.dumps(jwk)))
+    ctx.check(r == 'ERROR 22023', 'keys_that_must_not_verify: ... nor is it imported', r)
+    r = outcome(su, "SELECT jwt_jwks_import(%s::jsonb, 'https://ops.example');" % q(json.dumps({'keys': [jwk]})))
+    ctx.check(r == 'ERROR 22023', 'keys_that_must_not_verify: ... nor through jwt_jwks_import', r)
+
+    oct = json.loads(key_text('oct_jwk.json'))
+    pub = json.loads(key_text('rsa_jwk_pub.json'))
+    htok = su.value("SELECT jwt_sign('{\"sub\": \"mix\"}', %s, 'HS256');" % q(json.dumps(oct)))
+    r = outcome(m, 'SELECT jwt_verify(%s, %s);' % (q(htok), q(json.dumps({'keys': [oct, pub]}))))
+    ctx.check(r == 'ERROR 22023', 'keys_that_must_not_verify: a key set mixing oct and RSA is refused', r)
+    r = outcome(su, "SELECT jwt_jwks_import(%s::jsonb, 'https://mix.example');" % q(json.dumps({'keys': [oct, pub]})))
+    ctx.check(r == 'ERROR 22023', 'keys_that_must_not_verify: jwt_jwks_import takes no secret', r)
+    ctx.check(su.value("SELECT count(*) FROM jwt_keys WHERE issuer = 'https://mix.example';") == '0',
+              'keys_that_must_not_verify: ... and keeps none of the set')
+
+    roca = key_text('rsa_roca_pub.pem')
+    r = outcome(su, 'SELECT jwt_key_import(%s);' % q(roca))
+    ctx.check(r == 'ERROR 22023', 'keys_that_must_not_verify: a ROCA key is not imported', r)
+    r = outcome(m, 'SELECT jwt_verify(%s, %s);' % (q(tok), q(roca)))
+    ctx.check(r.startswith('ERROR JW'), 'keys_that_must_not_verify: a ROCA key verifies nothing', r)

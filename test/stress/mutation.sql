@@ -67,8 +67,11 @@ SELECT 'ed448_jwk_pub', jsonb_build_object('kty', 'OKP', 'crv', 'Ed448', 'kid', 
 FROM (SELECT decode(regexp_replace(k('ed448_pub'), '-----[^-]*-----|\s', '', 'g'), 'base64') AS der) d;
 INSERT INTO key VALUES ('jwks_all', jsonb_build_object('keys', jsonb_build_array(
   k('rsa_jwk_pub')::jsonb, k('ec256_jwk_pub')::jsonb, k('ec384_jwk_pub')::jsonb,
-  k('ec521_jwk_pub')::jsonb, k('ed25519_jwk_pub')::jsonb, k('ed448_jwk_pub')::jsonb,
-  k('hs_jwk')::jsonb))::text);
+  k('ec521_jwk_pub')::jsonb, k('ed25519_jwk_pub')::jsonb, k('ed448_jwk_pub')::jsonb))::text);
+-- a key set is secrets or public keys, never both (a mixed one is refused)
+INSERT INTO key VALUES ('jwks_oct', jsonb_build_object('keys', jsonb_build_array(k('hs_jwk')::jsonb))::text);
+INSERT INTO key VALUES ('jwks_mixed', jsonb_build_object('keys', jsonb_build_array(
+  k('rsa_jwk_pub')::jsonb, k('hs_jwk')::jsonb))::text);
 
 -- One row per algorithm variant ("tag").  Verification modes, by mutation
 -- index i % 4:  0 vk[1] with algorithms NULL, 1 vk[2] with ARRAY[alg],
@@ -86,9 +89,9 @@ CREATE TABLE alg (
   hdrs     text[]                -- crafted headers, base64url, for "reheader"
 );
 INSERT INTO alg(tag, ord, alg, sign_key, kid, vk) VALUES
-  ('HS256',  1, 'HS256', 'hs_secret',      'hs-stress', '{hs_secret,hs_jwk,jwks_all,NULL}'),
-  ('HS384',  2, 'HS384', 'hs_secret',      'hs-stress', '{hs_secret,hs_jwk,jwks_all,NULL}'),
-  ('HS512',  3, 'HS512', 'hs_secret',      'hs-stress', '{hs_secret,hs_jwk,jwks_all,NULL}'),
+  ('HS256',  1, 'HS256', 'hs_secret',      'hs-stress', '{hs_secret,hs_jwk,jwks_oct,NULL}'),
+  ('HS384',  2, 'HS384', 'hs_secret',      'hs-stress', '{hs_secret,hs_jwk,jwks_oct,NULL}'),
+  ('HS512',  3, 'HS512', 'hs_secret',      'hs-stress', '{hs_secret,hs_jwk,jwks_oct,NULL}'),
   ('RS256',  4, 'RS256', 'rsa_priv_pkcs8', 'rsa1',  '{rsa_jwk_pub,rsa_jwk_pub,jwks_all,rsa_pub_spki}'),
   ('RS384',  5, 'RS384', 'rsa_priv_pkcs8', 'rsa1',  '{rsa_jwk_pub,rsa_jwk_pub,jwks_all,rsa_pub_pkcs1}'),
   ('RS512',  6, 'RS512', 'rsa_priv_pkcs8', 'rsa1',  '{rsa_jwk_pub,rsa_jwk_pub,jwks_all,rsa_cert}'),
@@ -582,7 +585,7 @@ BEGIN
   FOR x IN SELECT * FROM unnest(ARRAY['rsa_jwk_pub', 'rsa_pub_spki', 'rsa_pub_pkcs1', 'rsa_cert',
                                       'ec256_jwk_pub', 'ec256_pub', 'ec384_pub', 'ec521_jwk_pub',
                                       'ed25519_jwk_pub', 'ed25519_pub', 'ed448_pub', 'ed448_jwk_pub',
-                                      'jwks_pub', 'jwks_all']) AS kn,
+                                      'jwks_pub', 'jwks_all', 'jwks_mixed']) AS kn,
                          unnest(ARRAY['HS256', 'HS384', 'HS512']) AS hs,
                          unnest(ARRAY['as is', 'newline added', 'newline removed']) AS variant LOOP
     pk := k(x.kn);
@@ -591,8 +594,9 @@ BEGIN
     FOR md IN 0..1 LOOP
       name := format('key confusion: %s over %s (%s), algorithms %s', x.hs, x.kn, x.variant,
                      CASE md WHEN 0 THEN 'NULL' ELSE 'ARRAY[''' || x.hs || ''']' END);
-      -- a JWKS may hold an HMAC key (jwks_all does): then the signature fails
-      expected := CASE WHEN x.kn LIKE 'jwks%' THEN '^JW00[239]$' ELSE '^JW003$' END;
+      -- a key set of public keys has no key for HS*; one mixing a secret in is refused
+      expected := CASE WHEN x.kn = 'jwks_mixed' THEN '^22023$'
+                       WHEN x.kn LIKE 'jwks%' THEN '^JW00[239]$' ELSE '^JW003$' END;
       BEGIN
         PERFORM jwt_verify(tok, pk, CASE md WHEN 1 THEN ARRAY[x.hs] END, now => T);
         got := '00000';

@@ -14,9 +14,11 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
 #include <openssl/sha.h>
 
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/json.h"
 
 #include "base64url.h"
@@ -301,6 +303,42 @@ jwt_key_default_alg(const JwtKey *key)
 	return NULL;
 }
 
+/*
+ * OpenSSL's progress callback during RSA key generation: stop when a cancel
+ * or a terminate is pending, so that a 4096-bit key (seconds of prime
+ * search) can be interrupted.  The interrupt itself is served once OpenSSL
+ * has returned and freed what it made.
+ */
+static int
+keygen_progress(EVP_PKEY_CTX *ctx)
+{
+	(void) ctx;
+	return (QueryCancelPending || ProcDiePending) ? 0 : 1;
+}
+
+static EVP_PKEY *
+rsa_generate(int bits)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	EVP_PKEY   *pkey = NULL;
+
+	if (ctx != NULL &&
+		EVP_PKEY_keygen_init(ctx) == 1 &&
+		EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, bits) == 1)
+	{
+		EVP_PKEY_CTX_set_cb(ctx, keygen_progress);
+		if (EVP_PKEY_generate(ctx, &pkey) != 1)
+			pkey = NULL;
+	}
+	EVP_PKEY_CTX_free(ctx);
+	if (pkey == NULL)
+	{
+		ERR_clear_error();
+		CHECK_FOR_INTERRUPTS();		/* a cancel stopped it: say so */
+	}
+	return pkey;
+}
+
 JwtKey *
 jwt_key_generate(const JwsAlg *alg, int rsa_bits)
 {
@@ -320,7 +358,7 @@ jwt_key_generate(const JwsAlg *alg, int rsa_bits)
 		case JWS_RSA_PKCS1:
 		case JWS_RSA_PSS:
 			key = jwt_key_new(JWT_KEY_RSA);
-			key->jws.pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t) rsa_bits);
+			key->jws.pkey = rsa_generate(rsa_bits);
 			break;
 		case JWS_ECDSA:
 			key = jwt_key_new(JWT_KEY_EC);

@@ -65,7 +65,11 @@ static const struct config_enum_entry rsa_bits_options[] = {
 
 void		_PG_init(void);
 
-/* No HMAC secret, nor state derived from one, outlives its transaction. */
+/*
+ * No HMAC secret, nor state derived from one, outlives its transaction; nor
+ * does what a parallel query's snapshot showed of the key and revocation
+ * tables.
+ */
 static void
 forget_hmac_keys(XactEvent event, void *arg)
 {
@@ -78,6 +82,8 @@ forget_hmac_keys(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			jws_hmac_forget();
+			jwt_store_end_of_xact();
+			jwt_revocation_end_of_xact();
 			break;
 		default:
 			break;

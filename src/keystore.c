@@ -552,6 +552,17 @@ store_key_parse(StoreKey *k)
 	return k->key;
 }
 
+/*
+ * At the end of a transaction: a cache read with a parallel query's
+ * snapshot served that query, and must not serve a later one.
+ */
+void
+jwt_store_end_of_xact(void)
+{
+	if (store_from_query_snapshot)
+		store_valid = false;
+}
+
 bool
 jwt_store_verify(const char *token, size_t len, JwtVerifyParams *params,
 				 const char *own_issuer, JwtClaims *claims, JwtFailure *f)
@@ -580,6 +591,11 @@ jwt_store_verify(const char *token, size_t len, JwtVerifyParams *params,
 		return jwt_fail(f, ERRCODE_JWT_DECODE, "invalid \"iss\" claim",
 						"The \"iss\" claim must be a string.");
 
+	/*
+	 * A change committed since this transaction last took a lock counts
+	 * from this call on, as the invalidation it sent is read here.
+	 */
+	AcceptInvalidationMessages();
 	store_load();
 
 	if (iss != NULL &&

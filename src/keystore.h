@@ -35,6 +35,9 @@ extern Snapshot jwt_read_snapshot(void);
 /* The schema extension extoid lives in (pg_extension.extnamespace). */
 extern Oid	jwt_extension_schema(Oid extoid);
 
+/* Drops a cache read with a parallel query's snapshot (transaction end). */
+extern void jwt_store_end_of_xact(void);
+
 /* The extension's owner (pg_extension.extowner). */
 extern Oid	jwt_extension_owner(Oid extoid);
 

@@ -173,6 +173,16 @@ rev_may_have_rows(RevTable *t, Snapshot snap)
 	return t->state == REV_ROWS;
 }
 
+void
+jwt_revocation_end_of_xact(void)
+{
+	/* what a parallel query's snapshot showed served that query only */
+	if (rev_jti.from_query_snapshot)
+		rev_jti.state = REV_UNKNOWN;
+	if (rev_sub.from_query_snapshot)
+		rev_sub.state = REV_UNKNOWN;
+}
+
 bool
 jwt_revocation_check(const JwtClaims *claims, JwtFailure *f)
 {
@@ -182,6 +192,8 @@ jwt_revocation_check(const JwtClaims *claims, JwtFailure *f)
 	bool		revoked = false;
 	const char *detail = NULL;
 
+	/* a revocation committed meanwhile counts from this call on */
+	AcceptInvalidationMessages();
 	if (!rev_looked_up)
 		rev_lookup();
 	if (!OidIsValid(rev_jti.relid) && !OidIsValid(rev_sub.relid))

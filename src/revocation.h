@@ -13,6 +13,9 @@
 
 #include "token.h"
 
+/* At transaction end: forget what a parallel query's snapshot showed. */
+extern void jwt_revocation_end_of_xact(void);
+
 /* false, and JW010 in *f, when verified claims belong to a revoked token */
 extern bool jwt_revocation_check(const JwtClaims *claims, JwtFailure *f);
 

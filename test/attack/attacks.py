@@ -323,3 +323,52 @@ def keys_that_must_not_verify(ctx):
     ctx.check(r == 'ERROR 22023', 'keys_that_must_not_verify: a ROCA key is not imported', r)
     r = outcome(m, 'SELECT jwt_verify(%s, %s);' % (q(tok), q(roca)))
     ctx.check(r.startswith('ERROR JW'), 'keys_that_must_not_verify: a ROCA key verifies nothing', r)
+
+
+# ----------------------------------------------------------------
+# 7. Work that cannot be cancelled
+# ----------------------------------------------------------------
+
+@attack
+def rsa_keygen_cancellable(ctx):
+    """A 4096-bit RSA key generation (seconds of prime search) must stop
+    when the statement is cancelled, not run on to the end."""
+    m = ctx.session('mallory')
+    m.query("SET jwt.rsa_bits = 4096; SET statement_timeout = '100ms';")
+    for i in range(5):
+        t0 = time.time()
+        r = outcome(m, "SELECT length(jwt_jwk_generate('RS256')::text) > 0;")
+        took = time.time() - t0
+        ctx.check(r == 'ERROR 57014' and took < 1.0,
+                  'rsa_keygen_cancellable: cancelled at once (try %d)' % i, '%s after %.2f s' % (r, took))
+
+
+# ----------------------------------------------------------------
+# Revocations that must hold (issue 18)
+# ----------------------------------------------------------------
+
+@attack
+def revocation_seen_inside_open_transaction(ctx):
+    """A token verified in an open transaction, then revoked by another
+    session (its jti, then its key): the next statement of the same
+    transaction must see the revocation."""
+    su = ctx.session()
+    su.query("SELECT jwt_key_generate('ES256', 'es-revoke-me');")
+    tok = su.value("SELECT jwt_issue('{\"sub\": \"tx\"}', kid => 'es-revoke-me');")
+    tok2 = su.value("SELECT jwt_issue('{\"sub\": \"tx2\"}', kid => 'es-revoke-me');")
+    m = ctx.session('mallory')
+    m.query('BEGIN;')
+    ctx.check(outcome(m, "SELECT jwt_verify(%s) ->> 'sub';" % q(tok)) == 'OK tx',
+              'revocation_seen_inside_open_transaction: verifies first')
+    ctx.check(outcome(m, "SELECT jwt_verify(%s) ->> 'sub';" % q(tok2)) == 'OK tx2',
+              'revocation_seen_inside_open_transaction: the other token too')
+    su.query('SELECT jwt_revoke(%s);' % q(tok))
+    r = outcome(m, "SELECT jwt_verify(%s) ->> 'sub';" % q(tok))
+    ctx.check(r == 'ERROR JW010', 'revocation_seen_inside_open_transaction: a revoked jti is seen', r)
+    m.query('ROLLBACK; BEGIN;')
+    ctx.check(outcome(m, "SELECT jwt_verify(%s) ->> 'sub';" % q(tok2)) == 'OK tx2',
+              'revocation_seen_inside_open_transaction: verifies again in a new transaction')
+    su.query("SELECT jwt_key_revoke('es-revoke-me');")
+    r = outcome(m, "SELECT jwt_verify(%s) ->> 'sub';" % q(tok2))
+    ctx.check(r == 'ERROR JW009', 'revocation_seen_inside_open_transaction: a revoked key is seen', r)
+    m.query('ROLLBACK;')

@@ -25,7 +25,14 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'jwt_sign_private'
 LANGUAGE C VOLATILE;
 
-REVOKE ALL ON FUNCTION @extschema@._jwt_family_pending(uuid),
+-- a key argument's JSON as jsonb, with errors that do not echo the key
+CREATE FUNCTION @extschema@._jwt_key_json(key text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'jwt_key_json'
+LANGUAGE C IMMUTABLE STRICT;
+
+REVOKE ALL ON FUNCTION @extschema@._jwt_key_json(text),
+  @extschema@._jwt_family_pending(uuid),
   @extschema@._jwt_sign_private(jsonb, jsonb, text, jsonb) FROM PUBLIC;
 
 -- ----------------------------------------------------------------
@@ -269,4 +276,43 @@ BEGIN
             DETAIL = 'The issuer''s keys were left as they were.';
   END IF;
   RETURN n;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.jwt_key_import(key text, algorithm text DEFAULT NULL,
+                                           kid text DEFAULT NULL, issuer text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  doc jsonb;
+  elem jsonb;
+  kids text[] := '{}';
+BEGIN
+  IF key IS NULL THEN
+    RAISE EXCEPTION 'key must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF issuer IS NOT NULL THEN
+    PERFORM @extschema@._jwt_issuer_ensure(issuer);
+  END IF;
+  IF ltrim(key) LIKE '{%' THEN
+    -- parsed in C: a jsonb cast would echo the key in its error
+    doc := @extschema@._jwt_key_json(key);
+  END IF;
+  IF doc IS NULL OR NOT doc ? 'keys' THEN
+    RETURN @extschema@._jwt_key_insert(@extschema@.jwt_jwk(key, algorithm), kid, issuer, NULL);
+  END IF;
+  -- a key set: every key in it, each with its own kid
+  IF kid IS NOT NULL THEN
+    RAISE EXCEPTION 'kid cannot be given for a key set' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOR elem IN SELECT e FROM jsonb_array_elements(doc -> 'keys') AS e
+               WHERE @extschema@._jwt_jwk_usable(e) LOOP
+    kids := kids || @extschema@._jwt_key_insert(@extschema@.jwt_jwk(elem::text, algorithm),
+                                                 NULL, issuer, NULL);
+  END LOOP;
+  IF cardinality(kids) = 0 THEN
+    RAISE EXCEPTION 'the key set holds no usable signing key' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN array_to_string(kids, ',');
 END $$;

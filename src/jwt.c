@@ -25,6 +25,7 @@
 
 #include "compat.h"
 #include "errcodes.h"
+#include "jsonutil.h"
 #include "jwk.h"
 #include "jws.h"
 #include "keycache.h"
@@ -604,15 +605,17 @@ jwt_claims(PG_FUNCTION_ARGS)
 }
 
 /*
- * jwt_claim(name text): one claim as text (like ->>), or NULL, in the
- * caller's memory: a procedure may hold it across its COMMIT.
+ * jwt_claim(name text): one claim as text (like ->>), or NULL, in memory of
+ * its call site, which lives as long as the expression that called it: a
+ * procedure may hold it across its COMMIT.
  */
 PG_FUNCTION_INFO_V1(jwt_claim);
 Datum
 jwt_claim(PG_FUNCTION_ARGS)
 {
 	text	   *name = PG_GETARG_TEXT_PP(0);
-	text	   *value = jwt_session_claim(VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name));
+	text	   *value = jwt_session_claim_for_call(fcinfo->flinfo, VARDATA_ANY(name),
+												   VARSIZE_ANY_EXHDR(name));
 
 	if (value == NULL)
 		PG_RETURN_NULL();
@@ -829,6 +832,28 @@ jwt_jwk(PG_FUNCTION_ARGS)
 	jwk = jwt_key_to_jwk(arg->key, alg, arg->key->kid, arg->key->has_private);
 	jwt_key_arg_release(arg);
 	PG_RETURN_JSONB_P(jwk);
+}
+
+/*
+ * _jwt_key_json(key text): a JSON key argument as jsonb, for the key
+ * import functions.  A cast to jsonb would echo the text (a private key,
+ * a secret) in its error's detail and context; this says only what is
+ * wrong, and keeps the statement out of the log.
+ */
+PG_FUNCTION_INFO_V1(jwt_key_json);
+Datum
+jwt_key_json(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	JsonStrictError err;
+	Jsonb	   *jb = json_parse_object_strict(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &err);
+
+	if (jb == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+				 errmsg("invalid JWK or JWKS"),
+				 errdetail_internal("%s", json_strict_error_text(err))));
+	PG_RETURN_JSONB_P(jb);
 }
 
 /* jwt_jwk_thumbprint(jwk jsonb): RFC 7638 */

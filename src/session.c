@@ -53,12 +53,13 @@ typedef enum ClaimsSource
 /*
  * cache_cxt holds the parsed claims and the answers jwt_claim gave for
  * them, replaced whenever the claims change and emptied when the
- * transaction ends.  Nothing in it is handed to SQL by pointer: jwt_claim
- * and jwt_claims return copies in the caller's memory, because a value can
- * outlive the transaction that read it (a procedure's argument across its
- * COMMIT), and the cache does not.
+ * transaction ends.  Nothing in it is handed to SQL by pointer, because a
+ * value can outlive the transaction that read it (a procedure's argument
+ * across its COMMIT), and the cache does not: jwt_claims returns a copy in
+ * the caller's memory, jwt_claim one in its call site's (fn_mcxt).
  */
 static MemoryContext cache_cxt = NULL;
+static uint64 cache_generation = 0; /* bumped whenever cache_cxt changes */
 static ClaimsSource cached_source = SOURCE_NONE;
 static uint64 cached_version = 0;
 static char *cached_text = NULL;
@@ -289,6 +290,7 @@ forget_claims(XactEvent event, void *arg)
 		cached_text = NULL;
 		cached_claims = NULL;
 		nclaim_results = 0;
+		cache_generation++;
 		MemoryContextReset(cache_cxt);
 	}
 }
@@ -307,6 +309,7 @@ cache_claims(const char *text, ClaimsSource source)
 	}
 	cached_source = SOURCE_NONE;
 	nclaim_results = 0;
+	cache_generation++;
 	MemoryContextReset(cache_cxt);
 
 	old = MemoryContextSwitchTo(cache_cxt);
@@ -365,38 +368,27 @@ claim_text(JsonbValue *v)
 	}
 }
 
-/* a copy of a cached answer, in the caller's memory */
+/*
+ * One claim of the current identity: a pointer into cache_cxt, valid until
+ * cache_generation changes, and *owned false; or, past the names the cache
+ * holds, a palloc'd text of the caller's, and *owned true.
+ */
 static text *
-answer_copy(const text *value)
+claim_answer(Jsonb *claims, const char *name, int len, bool *owned)
 {
-	text	   *copy;
-
-	if (value == NULL)
-		return NULL;
-	copy = palloc(VARSIZE(value));
-	memcpy(copy, value, VARSIZE(value));
-	return copy;
-}
-
-text *
-jwt_session_claim(const char *name, int len)
-{
-	Jsonb	   *claims = jwt_session_claims();
 	JsonbValue	v;
 	text	   *value = NULL;
 	MemoryContext old;
 	ClaimResult *r;
 
-	if (claims == NULL)
-		return NULL;
-
+	*owned = false;
 	/* a policy asks for the same few names on every row */
 	for (int i = 0; i < nclaim_results; i++)
 	{
 		ClaimResult *c = &claim_results[i];
 
 		if (c->len == len && memcmp(c->name, name, len) == 0)
-			return answer_copy(c->value);
+			return c->value;
 	}
 
 	if (nclaim_results == CLAIM_CACHE_SIZE)
@@ -404,6 +396,7 @@ jwt_session_claim(const char *name, int len)
 		/* more names than the cache holds: an answer of the caller's own */
 		if (jwt_claim_lookup(claims, name, len, &v))
 			value = claim_text(&v);
+		*owned = true;
 		return value;
 	}
 
@@ -415,7 +408,87 @@ jwt_session_claim(const char *name, int len)
 	r->len = len;
 	r->value = value;
 	MemoryContextSwitchTo(old);
-	return answer_copy(value);
+	return value;
+}
+
+/* a copy of a text in context cxt */
+static text *
+text_copy_in(MemoryContext cxt, const text *value)
+{
+	text	   *copy;
+
+	if (value == NULL)
+		return NULL;
+	copy = MemoryContextAlloc(cxt, VARSIZE(value));
+	memcpy(copy, value, VARSIZE(value));
+	return copy;
+}
+
+text *
+jwt_session_claim(const char *name, int len)
+{
+	Jsonb	   *claims = jwt_session_claims();
+	bool		owned;
+	text	   *value;
+
+	if (claims == NULL)
+		return NULL;
+	value = claim_answer(claims, name, len, &owned);
+	return owned ? value : text_copy_in(CurrentMemoryContext, value);
+}
+
+/*
+ * The answer of one call site (an FmgrInfo) is kept in its fn_extra, under
+ * fn_mcxt, and handed out from there while the identity's cache stays the
+ * same: memory that lives as long as the expression that called us (a
+ * CALL's arguments included), not as long as the transaction.  An answer
+ * is never freed while its call site lives, since a caller may still hold
+ * it; a call site whose identity keeps changing (jwt_authenticate per row)
+ * stops keeping answers after CALL_SITE_MAX_ANSWERS and returns copies in
+ * the caller's memory instead.
+ */
+#define CALL_SITE_MAX_ANSWERS	32
+
+typedef struct CallSiteClaim
+{
+	uint64		generation;
+	int			len;
+	char	   *name;
+	text	   *value;			/* NULL: absent or JSON null */
+	int			answers;		/* kept so far */
+} CallSiteClaim;
+
+text *
+jwt_session_claim_for_call(FmgrInfo *flinfo, const char *name, int len)
+{
+	Jsonb	   *claims = jwt_session_claims();
+	CallSiteClaim *m = (CallSiteClaim *) flinfo->fn_extra;
+	bool		owned;
+	text	   *value;
+
+	if (claims == NULL)
+		return NULL;
+	if (m != NULL && m->generation == cache_generation && m->len == len &&
+		memcmp(m->name, name, len) == 0)
+		return m->value;
+
+	value = claim_answer(claims, name, len, &owned);
+	if (owned)
+		return value;
+	if (m == NULL)
+	{
+		m = MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(CallSiteClaim));
+		flinfo->fn_extra = m;
+	}
+	if (m->answers >= CALL_SITE_MAX_ANSWERS)
+		return text_copy_in(CurrentMemoryContext, value);
+	m->answers++;
+	m->generation = cache_generation;
+	m->name = MemoryContextAlloc(flinfo->fn_mcxt, Max(len, 1));
+	memcpy(m->name, name, len);
+	m->len = len;
+	m->value = text_copy_in(flinfo->fn_mcxt, value);
+	return m->value;
 }
 
 /* ----------------------------------------------------------------

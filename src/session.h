@@ -15,6 +15,7 @@
 #define JWT_SESSION_H
 
 #include "postgres.h"
+#include "fmgr.h"
 #include "utils/jsonb.h"
 
 /* Define the session GUCs; called from _PG_init. */
@@ -34,6 +35,12 @@ extern void jwt_session_begin(Jsonb *claims, bool session_scope);
  */
 extern Jsonb *jwt_session_claims(void);
 extern text *jwt_session_claim(const char *name, int len);
+
+/*
+ * The same for the call site flinfo: the answer lives in flinfo->fn_mcxt,
+ * as long as the expression that asked, and is not to be modified.
+ */
+extern text *jwt_session_claim_for_call(FmgrInfo *flinfo, const char *name, int len);
 
 /*
  * One claim by name, or by path into nested objects ("app_metadata.role");

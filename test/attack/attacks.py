@@ -372,3 +372,23 @@ def revocation_seen_inside_open_transaction(ctx):
     r = outcome(m, "SELECT jwt_verify(%s) ->> 'sub';" % q(tok2))
     ctx.check(r == 'ERROR JW009', 'revocation_seen_inside_open_transaction: a revoked key is seen', r)
     m.query('ROLLBACK;')
+
+
+# ----------------------------------------------------------------
+# 8. Keys in the server log
+# ----------------------------------------------------------------
+
+@attack
+def malformed_key_kept_out_of_log(ctx):
+    """A key passed to jwt_key_import that is not valid JSON: the error and
+    the server log must not show it (a jsonb cast echoed the text in its
+    detail, and the statement was logged with the error)."""
+    su = ctx.session()
+    marker = 'SECRETMARKER' + 'q' * 20
+    r = outcome(su, "SELECT jwt_key_import('{\"kty\": \"oct\", \"k\": \"%s\" oops}');" % marker)
+    ctx.check(r == 'ERROR 22023', 'malformed_key_kept_out_of_log: refused with 22023', r)
+    lines = su.query("SELECT jwt_key_import('{\"keys\": [%s');" % marker, allow_error=True)
+    ctx.check(not any(marker in l for l in lines), 'malformed_key_kept_out_of_log: not in the error',
+              '\n'.join(lines))
+    time.sleep(0.3)
+    ctx.check(marker not in ctx.cluster.log_text(), 'malformed_key_kept_out_of_log: not in the server log')

@@ -56,7 +56,10 @@ in_subgroup(unsigned int x, unsigned int r)
 	unsigned int g = 65537 % r;
 	unsigned int y = 1;
 
-	/* the powers g^0, g^1, ... up to the first return to 1 */
+	/*
+	 * the powers g^0, g^1, ... up to the first return to 1, which comes:
+	 * 65537 is a prime above r, so g is a unit mod r
+	 */
 	do
 	{
 		if (y == x)

@@ -1,15 +1,18 @@
 /*
  * test_jws.c
  *		Standalone unit test of the server-independent layers:
- *		src/base64url.c (strict unpadded base64url) and src/jws.c (algorithm
+ *		src/base64url.c (strict unpadded base64url), src/jws.c (algorithm
  *		table, binding of algorithms to keys, sign/verify over bytes, and the
- *		ECDSA raw R||S <-> DER conversion).
+ *		ECDSA raw R||S <-> DER conversion) and src/roca.c (the ROCA
+ *		fingerprint of RSA moduli, CVE-2017-15361).
  *
  * Plain C against OpenSSL 3: no PostgreSQL, no test framework.  Keys are
  * generated at run time, except those of the published RFC examples
  * (test/vectors/rfc-jws.json), which are built here from their JWK
- * members.  Signatures made by jws_sign are also checked with OpenSSL
- * directly, so that sign and verify cannot agree on a wrong format.
+ * members, and the RSA fixtures of the ROCA tests, read from
+ * ../fixtures/keys (the binary runs in test/unit).  Signatures made by
+ * jws_sign are also checked with OpenSSL directly, so that sign and verify
+ * cannot agree on a wrong format.
  *
  * Prints one line per failed check (file:line) and, last,
  * "N passed, M failed"; exits 1 if any check failed.

@@ -424,19 +424,6 @@ text_copy_in(MemoryContext cxt, const text *value)
 	return copy;
 }
 
-text *
-jwt_session_claim(const char *name, int len)
-{
-	Jsonb	   *claims = jwt_session_claims();
-	bool		owned;
-	text	   *value;
-
-	if (claims == NULL)
-		return NULL;
-	value = claim_answer(claims, name, len, &owned);
-	return owned ? value : text_copy_in(CurrentMemoryContext, value);
-}
-
 /*
  * The answer of one call site (an FmgrInfo) is kept in its fn_extra, under
  * fn_mcxt, and handed out from there while the identity's cache stays the

@@ -30,15 +30,14 @@ extern void jwt_session_begin(Jsonb *claims, bool session_scope);
 /*
  * The current identity, or NULL: it points into a cache that the next
  * change of identity or the end of the transaction frees, so callers copy
- * it.  And one claim of it as text (as ->> gives it), or NULL: a copy in
- * the current memory context, the caller's to keep.
+ * it.
  */
 extern Jsonb *jwt_session_claims(void);
-extern text *jwt_session_claim(const char *name, int len);
 
 /*
- * The same for the call site flinfo: the answer lives in flinfo->fn_mcxt,
- * as long as the expression that asked, and is not to be modified.
+ * One claim of it as text (as ->> gives it), or NULL, for the call site
+ * flinfo: the answer lives in flinfo->fn_mcxt, as long as the expression
+ * that asked, and is not to be modified.
  */
 extern text *jwt_session_claim_for_call(FmgrInfo *flinfo, const char *name, int len);
 

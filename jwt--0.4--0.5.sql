@@ -238,6 +238,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   elem jsonb;
+  jwk jsonb;
+  kid text;
   n integer := 0;
 BEGIN
   PERFORM @extschema@._jwt_assert_primary('the key table');
@@ -261,12 +263,20 @@ BEGIN
   INSERT INTO @extschema@.jwt_issuers AS i (issuer, jwks_updated_at)
   VALUES (issuer, now())
   ON CONFLICT ON CONSTRAINT jwt_issuers_pkey DO UPDATE SET jwks_updated_at = now();
-  DELETE FROM @extschema@.jwt_keys AS k WHERE k.issuer = jwt_jwks_import.issuer;
+  -- revoked keys stay, so that the document cannot bring them back
+  DELETE FROM @extschema@.jwt_keys AS k
+  WHERE k.issuer = jwt_jwks_import.issuer AND k.state <> 'revoked';
   FOR elem IN SELECT e FROM jsonb_array_elements(jwks -> 'keys') AS e LOOP
-    IF @extschema@._jwt_jwk_usable(elem) THEN
-      PERFORM @extschema@._jwt_key_insert(@extschema@.jwt_jwk(elem::text), NULL, issuer, NULL);
-      n := n + 1;
+    CONTINUE WHEN NOT @extschema@._jwt_jwk_usable(elem);
+    jwk := @extschema@.jwt_jwk(elem::text);
+    kid := coalesce(jwk ->> 'kid', @extschema@.jwt_jwk_thumbprint(jwk));
+    IF @extschema@._jwt_key_was_revoked(jwk, kid, issuer) THEN
+      RAISE WARNING 'key "%" of issuer "%" is revoked here: not imported', kid, issuer
+        USING DETAIL = 'The issuer still publishes a key revoked with jwt_key_revoke.';
+      CONTINUE;
     END IF;
+    PERFORM @extschema@._jwt_key_insert(jwk, kid, issuer, NULL);
+    n := n + 1;
   END LOOP;
   -- a document with no usable key is more likely an error page than a
   -- real rotation: keep the keys we have
@@ -316,3 +326,175 @@ BEGIN
   END IF;
   RETURN array_to_string(kids, ',');
 END $$;
+
+-- ----------------------------------------------------------------
+-- A kid is unique within its issuer; a revoked key stays revoked
+-- ----------------------------------------------------------------
+
+-- Our own keys (issuer NULL) are one namespace and each trusted issuer
+-- another: two identity providers may both call a key "1".  Every row is
+-- kept: kids were unique across the table before, so they are within each
+-- issuer.
+ALTER TABLE @extschema@.jwt_keys DROP CONSTRAINT jwt_keys_pkey;
+ALTER TABLE @extschema@.jwt_keys
+  ADD CONSTRAINT jwt_keys_issuer_kid_key UNIQUE NULLS NOT DISTINCT (issuer, kid);
+DROP INDEX @extschema@.jwt_keys_issuer;    -- the new index leads with issuer
+-- Without a primary key (issuer is NULL for our own keys), logical
+-- replication identifies a changed row by all of its columns.
+ALTER TABLE @extschema@.jwt_keys REPLICA IDENTITY FULL;
+
+-- Whether a key was revoked in its namespace: the same kid, or for a public
+-- key the same RFC 7638 thumbprint under another kid.  A revocation is for
+-- good: no import, and no provider still publishing the key, undoes it.
+CREATE FUNCTION @extschema@._jwt_key_was_revoked(jwk jsonb, kid text, issuer text)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT EXISTS (
+    SELECT FROM @extschema@.jwt_keys AS r
+    WHERE r.issuer IS NOT DISTINCT FROM _jwt_key_was_revoked.issuer
+      AND r.state = 'revoked'
+      AND (r.kid = _jwt_key_was_revoked.kid
+           OR (r.jwk ->> 'kty' <> 'oct' AND _jwt_key_was_revoked.jwk ->> 'kty' <> 'oct'
+               AND @extschema@.jwt_jwk_thumbprint(r.jwk)
+                   = @extschema@.jwt_jwk_thumbprint(_jwt_key_was_revoked.jwk))))
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._jwt_key_insert(jwk jsonb, kid text, issuer text,
+                                            expires_at timestamptz)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  is_hmac boolean := jwk ->> 'kty' = 'oct';
+  private_members text[] := ARRAY['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+  has_private boolean := jwk ?| private_members;
+  namespace text := CASE WHEN issuer IS NULL THEN 'our own keys'
+                         ELSE format('the keys of issuer "%s"', issuer) END;
+BEGIN
+  PERFORM @extschema@._jwt_assert_primary('the key table');
+  kid := coalesce(kid, jwk ->> 'kid',
+                  CASE WHEN is_hmac
+                       THEN translate(encode(uuid_send(gen_random_uuid()), 'base64'), '+/=', '-_')
+                       ELSE @extschema@.jwt_jwk_thumbprint(jwk) END);
+  jwk := jwk || jsonb_build_object('kid', kid, 'use', 'sig');
+  -- a trusted issuer's asymmetric keys are kept public only: they never sign
+  IF issuer IS NOT NULL AND NOT is_hmac THEN
+    has_private := false;
+  END IF;
+  IF issuer IS NULL AND is_hmac AND NOT has_private THEN
+    RAISE EXCEPTION 'an HMAC key needs its secret' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF @extschema@._jwt_key_was_revoked(jwk, kid, issuer) THEN
+    RAISE EXCEPTION 'key "%" was revoked', kid
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = format('A key of %s with this kid or this public key is revoked, for good.', namespace);
+  END IF;
+  INSERT INTO @extschema@.jwt_keys (kid, alg, jwk, private_jwk, issuer, expires_at)
+  VALUES (kid, jwk ->> 'alg', jwk - private_members,
+          CASE WHEN has_private THEN jwk END, issuer, expires_at);
+  RETURN kid;
+EXCEPTION WHEN unique_violation THEN
+  RAISE EXCEPTION 'a key with kid "%" already exists among %', kid, namespace
+    USING ERRCODE = 'unique_violation',
+          HINT = 'Give the key another kid, or delete the existing key first.';
+END $$;
+
+-- The state of the key a kid names: within issuer (NULL: our own keys), or
+-- with any_issuer wherever the kid is, provided only one issuer has it.
+CREATE FUNCTION @extschema@._jwt_key_set_state(kid text, issuer text, any_issuer boolean,
+                                               new_state text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r record;
+  n integer := 0;
+  key_issuer text;
+  old_state text;
+BEGIN
+  PERFORM @extschema@._jwt_assert_primary('the key table');
+  FOR r IN SELECT k.issuer, k.state FROM @extschema@.jwt_keys AS k
+           WHERE k.kid = _jwt_key_set_state.kid
+             AND (any_issuer OR k.issuer IS NOT DISTINCT FROM _jwt_key_set_state.issuer)
+           FOR UPDATE LOOP
+    n := n + 1;
+    key_issuer := r.issuer;
+    old_state := r.state;
+  END LOOP;
+  IF n = 0 THEN
+    RAISE EXCEPTION 'key "%" does not exist%', kid,
+      CASE WHEN any_issuer THEN ''
+           WHEN issuer IS NULL THEN ' among our own keys'
+           ELSE format(' for issuer "%s"', issuer) END
+      USING ERRCODE = 'undefined_object';
+  END IF;
+  IF n > 1 THEN
+    RAISE EXCEPTION 'key ID "%" is used by more than one issuer', kid
+      USING ERRCODE = 'cardinality_violation',
+            HINT = 'Name the issuer as the second argument (NULL for our own keys).';
+  END IF;
+  IF old_state = 'revoked' THEN
+    RAISE EXCEPTION 'key "%" is revoked', kid
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'Revoking a key cannot be undone.';
+  END IF;
+  UPDATE @extschema@.jwt_keys AS k
+  SET state = new_state,
+      retired_at = CASE WHEN new_state = 'retired' THEN pg_catalog.now() END,
+      revoked_at = CASE WHEN new_state = 'revoked' THEN pg_catalog.now() END
+  WHERE k.kid = _jwt_key_set_state.kid AND k.issuer IS NOT DISTINCT FROM key_issuer;
+END $$;
+
+REVOKE ALL ON FUNCTION @extschema@._jwt_key_was_revoked(jsonb, text, text),
+  @extschema@._jwt_key_set_state(text, text, boolean, text) FROM PUBLIC;
+
+-- One argument: the key with that kid, whichever issuer's (an error when
+-- several have it).  Two: the key of that issuer, NULL for our own.
+CREATE OR REPLACE FUNCTION @extschema@.jwt_key_stage(kid text) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT @extschema@._jwt_key_set_state(kid, NULL, true, 'staged') $$;
+CREATE OR REPLACE FUNCTION @extschema@.jwt_key_activate(kid text) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT @extschema@._jwt_key_set_state(kid, NULL, true, 'active') $$;
+CREATE OR REPLACE FUNCTION @extschema@.jwt_key_retire(kid text) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT @extschema@._jwt_key_set_state(kid, NULL, true, 'retired') $$;
+CREATE OR REPLACE FUNCTION @extschema@.jwt_key_revoke(kid text) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT @extschema@._jwt_key_set_state(kid, NULL, true, 'revoked') $$;
+
+CREATE FUNCTION @extschema@.jwt_key_stage(kid text, issuer text) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT @extschema@._jwt_key_set_state(kid, issuer, false, 'staged') $$;
+COMMENT ON FUNCTION @extschema@.jwt_key_stage(text, text) IS
+'publish a key of that issuer (NULL: our own) without signing with it yet';
+CREATE FUNCTION @extschema@.jwt_key_activate(kid text, issuer text) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT @extschema@._jwt_key_set_state(kid, issuer, false, 'active') $$;
+COMMENT ON FUNCTION @extschema@.jwt_key_activate(text, text) IS
+'sign with a staged or retired key of that issuer (NULL: our own) again';
+CREATE FUNCTION @extschema@.jwt_key_retire(kid text, issuer text) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT @extschema@._jwt_key_set_state(kid, issuer, false, 'retired') $$;
+COMMENT ON FUNCTION @extschema@.jwt_key_retire(text, text) IS
+'stop signing with a key of that issuer (NULL: our own); its tokens keep verifying until it expires';
+CREATE FUNCTION @extschema@.jwt_key_revoke(kid text, issuer text) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT @extschema@._jwt_key_set_state(kid, issuer, false, 'revoked') $$;
+COMMENT ON FUNCTION @extschema@.jwt_key_revoke(text, text) IS
+'reject every token of a key of that issuer (NULL: our own) at once (JW009); cannot be undone';
+
+REVOKE ALL ON FUNCTION @extschema@.jwt_key_stage(text, text),
+  @extschema@.jwt_key_activate(text, text),
+  @extschema@.jwt_key_retire(text, text),
+  @extschema@.jwt_key_revoke(text, text) FROM PUBLIC;
+
+DROP FUNCTION @extschema@._jwt_key_set_state(text, text);
+
+-- jwt_keys_changed had no comment before
+COMMENT ON FUNCTION @extschema@.jwt_keys_changed() IS
+'statement trigger on jwt_keys and jwt_issuers: tells every backend to drop its key caches';

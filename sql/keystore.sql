@@ -249,6 +249,52 @@ SELECT store_outcome(jwt_sign('{"iss":"https://auth.example"}', 'a-shared-secret
 DELETE FROM jwt_issuers WHERE issuer = 'https://auth.example';
 SELECT count(*) AS shared_keys_left FROM jwt_keys WHERE kid = 'shared';
 
+-- a kid is unique within its issuer: two identity providers may both call a
+-- key "key-1", and so may we; each key verifies only its issuer's tokens
+SELECT jwt_jwks_import(jsonb_build_object('keys', jsonb_build_array(
+         k('rsa_jwk_pub')::jsonb || '{"kid":"key-1","alg":"RS256"}',
+         k('ec384_jwk_pub')::jsonb || '{"kid":"key-2"}')), 'https://a.example') AS idp_a,
+       jwt_jwks_import(jsonb_build_object('keys', jsonb_build_array(
+         k('ec256_jwk_pub')::jsonb || '{"kid":"key-1"}')), 'https://b.example') AS idp_b,
+       jwt_key_import(k('ed25519_jwk_priv'), kid => 'key-1') AS own;
+SELECT issuer, kid, alg, state FROM jwt_keys WHERE kid LIKE 'key-_' ORDER BY issuer NULLS FIRST, kid;
+CREATE TEMP TABLE kid_tokens AS
+SELECT idp_token('rsa_priv_pkcs8', 'RS256', 'key-1', '{"iss":"https://a.example"}') AS a,
+       idp_token('ec256_priv_pkcs8', 'ES256', 'key-1', '{"iss":"https://b.example"}') AS b,
+       idp_token('rsa_priv_pkcs8', 'RS256', 'key-1', '{"iss":"https://b.example"}') AS a_key_b_iss,
+       idp_token('rsa_priv_pkcs8', 'RS256', 'key-1', '{}') AS a_key_own_iss,
+       jwt_issue('{}', kid => 'key-1') AS own;
+SELECT store_outcome(a) AS a, store_outcome(b) AS b, store_outcome(own) AS own,
+       store_outcome(a_key_b_iss) AS a_key_b_iss, store_outcome(a_key_own_iss) AS a_key_own_iss
+FROM kid_tokens;
+-- one argument names a key only when one issuer has it; two name the issuer
+SELECT outcome($$SELECT jwt_key_revoke('key-1')$$) AS ambiguous,
+       outcome($$SELECT jwt_key_revoke('key-9', 'https://a.example')$$) AS unknown_in_issuer,
+       outcome($$SELECT jwt_key_retire('key-2', NULL)$$) AS not_ours;
+SELECT jwt_key_revoke('key-1', 'https://a.example'), jwt_key_retire('key-1', NULL),
+       jwt_key_retire('key-2');
+SELECT issuer, kid, state FROM jwt_keys WHERE kid LIKE 'key-_' ORDER BY issuer NULLS FIRST, kid;
+SELECT store_outcome(a) AS a, store_outcome(b) AS b, store_outcome(own) AS own FROM kid_tokens;
+-- a revoked key stays revoked: the provider's next document, still
+-- carrying it (under its kid or another), does not bring it back
+SELECT jwt_jwks_import(jsonb_build_object('keys', jsonb_build_array(
+         k('rsa_jwk_pub')::jsonb || '{"kid":"key-1","alg":"RS256"}',
+         k('ec384_jwk_pub')::jsonb || '{"kid":"key-2"}')), 'https://a.example') AS same_document;
+SELECT jwt_jwks_import(jsonb_build_object('keys', jsonb_build_array(
+         k('rsa_jwk_pub')::jsonb || '{"kid":"key-1-renamed","alg":"RS256"}',
+         k('ec384_jwk_pub')::jsonb || '{"kid":"key-2"}')), 'https://a.example') AS renamed;
+SELECT issuer, kid, state FROM jwt_keys WHERE issuer = 'https://a.example' ORDER BY kid;
+SELECT store_outcome(a) AS a_after_reimport FROM kid_tokens;
+SELECT outcome($$SELECT jwt_key_import(k('rsa_jwk_pub'), 'RS256', 'key-1-again', 'https://a.example')$$) AS import_revoked,
+       outcome($$SELECT jwt_jwks_import(jsonb_build_object('keys', jsonb_build_array(
+         k('rsa_jwk_pub')::jsonb || '{"kid":"key-x","alg":"RS256"}')), 'https://a.example')$$) AS only_revoked,
+       (SELECT count(*) FROM jwt_keys WHERE issuer = 'https://a.example') AS keys_kept;
+-- the same public key is not revoked for another issuer
+SELECT jwt_key_import(k('rsa_jwk_pub'), 'RS256', 'key-1', 'https://c.example') AS other_issuer;
+DROP TABLE kid_tokens;
+DELETE FROM jwt_issuers WHERE issuer IN ('https://a.example', 'https://b.example', 'https://c.example');
+DELETE FROM jwt_keys WHERE kid = 'key-1' AND issuer IS NULL;
+
 ------------------------------------------------------------------------
 -- Another backend sees a change at its next statement
 ------------------------------------------------------------------------

@@ -26,7 +26,7 @@ expect() { if [ "$2" = "$3" ]; then ok; else bad "$1: expected '$2', got '$3'"; 
 src=jwt_dump_src
 dst=jwt_dump_dst
 upg=jwt_upgrade
-dbs="$src $dst ${upg}_0_1 ${upg}_0_2 ${upg}_0_3 jwt_hostile"
+dbs="$src $dst ${upg}_0_1 ${upg}_0_2 ${upg}_0_3 ${upg}_0_4 jwt_hostile"
 trap 'for d in $dbs; do dropdb --if-exists $d 2>/dev/null; done' EXIT
 for d in $dbs; do dropdb --if-exists "$d"; done
 
@@ -39,6 +39,9 @@ SELECT jwt_key_retire(jwt_key_generate('PS256'));
 SELECT jwt_jwks_import(jsonb_build_object('keys', jsonb_build_array(
          jwt_jwk_generate('ES384') - 'd' || '{"kid":"idp-1"}')), 'https://idp.example');
 UPDATE jwt_issuers SET audiences = '{api}';
+-- a second identity provider with the same kid (kids are per issuer)
+SELECT jwt_jwks_import(jsonb_build_object('keys', jsonb_build_array(
+         jwt_jwk_generate('ES256') - 'd' || '{"kid":"idp-1"}')), 'https://idp2.example');
 CREATE TABLE tokens (alg text, token text);
 INSERT INTO tokens
   SELECT alg, jwt_issue(jsonb_build_object('sub', alg), alg, ttl => '1 day')
@@ -66,8 +69,8 @@ expect "revoked tokens stay revoked after the restore" "logged-out=false revoked
 refreshed=$("${PSQL[@]}" -d "$dst" -c "SELECT jwt_verify(access_token) ->> 'sub' FROM tokens, jwt_refresh(token) WHERE alg = 'refresh'")
 expect "a refresh token issued before the dump refreshes after the restore" "refresher" "$refreshed"
 rows=$("${PSQL[@]}" -d "$dst" -c "SELECT count(*) || ' keys, ' || count(*) FILTER (WHERE private_jwk IS NOT NULL) || ' private, ' || count(*) FILTER (WHERE state = 'retired') || ' retired' FROM jwt_keys")
-expect "key rows restored" "6 keys, 5 private, 1 retired" "$rows"
-rules=$("${PSQL[@]}" -d "$dst" -c "SELECT issuer || ' ' || audiences::text FROM jwt_issuers")
+expect "key rows restored" "7 keys, 5 private, 1 retired" "$rows"
+rules=$("${PSQL[@]}" -d "$dst" -c "SELECT issuer || ' ' || audiences::text FROM jwt_issuers WHERE audiences IS NOT NULL")
 expect "issuer rules restored" "https://idp.example {api}" "$rules"
 src_jwks=$("${PSQL[@]}" -d "$src" -c "SELECT jwt_jwks()")
 dst_jwks=$("${PSQL[@]}" -d "$dst" -c "SELECT jwt_jwks()")
@@ -94,6 +97,26 @@ for old in 0.1 0.2 0.3 0.4; do
 	"${PSQL[@]}" -d "$db" -c "CREATE EXTENSION jwt VERSION '$old'"
 	v=$("${PSQL[@]}" -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'jwt'")
 	expect "version $old installs" "$old" "$v"
+	# rows made by the old version: own and identity-provider keys, a token
+	# of each, and from 0.4 on a refresh token
+	if [ "$old" != 0.1 ]; then
+		"${PSQL[@]}" -d "$db" >/dev/null <<'SQL'
+SELECT jwt_key_generate('ES256', 'own-1');
+CREATE TABLE idp AS SELECT jwt_jwk_generate('ES256') || '{"kid":"idp-1"}' AS jwk;
+SELECT jwt_jwks_import(jsonb_build_object('keys', jsonb_build_array(jwk - 'd')), 'https://idp.example') FROM idp;
+CREATE TABLE carried AS
+SELECT 'own' AS what, jwt_issue('{"sub":"own"}', kid => 'own-1') AS token
+UNION ALL
+SELECT 'idp', jwt_sign(jsonb_build_object('iss', 'https://idp.example', 'sub', 'idp',
+                         'exp', floor(extract(epoch FROM now()))::bigint + 3600),
+                       jwk::text, 'ES256', '{"kid":"idp-1"}')
+FROM idp;
+SQL
+		keys_before=$("${PSQL[@]}" -d "$db" -c "SELECT string_agg(coalesce(issuer, '-') || ' ' || kid || ' ' || state, ', ' ORDER BY issuer NULLS FIRST, kid) FROM jwt_keys")
+		if [ "$old" != 0.2 ] && [ "$old" != 0.3 ]; then
+			"${PSQL[@]}" -d "$db" -c "INSERT INTO carried SELECT 'refresh', refresh_token FROM jwt_issue_pair('{\"sub\":\"refresher\"}')" >/dev/null
+		fi
+	fi
 	"${PSQL[@]}" -d "$db" -c "ALTER EXTENSION jwt UPDATE"
 	v=$("${PSQL[@]}" -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'jwt'")
 	expect "ALTER EXTENSION UPDATE takes $old to $current" "$current" "$v"
@@ -104,6 +127,19 @@ for old in 0.1 0.2 0.3 0.4; do
 	fi
 	works=$("${PSQL[@]}" -d "$db" -c "SELECT jwt_is_valid(jwt_issue('{}', (SELECT 'ES256' FROM (SELECT jwt_key_generate('ES256')) s)))")
 	expect "upgraded from $old, the extension issues and verifies" "t" "$works"
+	if [ "$old" != 0.1 ]; then
+		keys_after=$("${PSQL[@]}" -d "$db" -c "SELECT string_agg(coalesce(issuer, '-') || ' ' || kid || ' ' || state, ', ' ORDER BY issuer NULLS FIRST, kid) FROM jwt_keys WHERE kid IN ('own-1', 'idp-1')")
+		expect "upgraded from $old, every key row is kept" "$keys_before" "$keys_after"
+		valid=$("${PSQL[@]}" -d "$db" -c "SELECT string_agg(what || '=' || jwt_is_valid(token), ' ' ORDER BY what) FROM carried WHERE what <> 'refresh'")
+		expect "upgraded from $old, tokens issued before still verify" "idp=true own=true" "$valid"
+		# kids are per issuer after the upgrade: another issuer's idp-1, and ours
+		same_kid=$("${PSQL[@]}" -d "$db" -c "SELECT jwt_jwks_import(jsonb_build_object('keys', jsonb_build_array(jwt_jwk_generate('ES256') - 'd' || '{\"kid\":\"idp-1\"}')), 'https://other.example') || ' ' || jwt_key_generate('ES256', 'idp-1')")
+		expect "upgraded from $old, a kid is unique only within its issuer" "1 idp-1" "$same_kid"
+		if [ "$old" != 0.2 ] && [ "$old" != 0.3 ]; then
+			refreshed=$("${PSQL[@]}" -d "$db" -c "SELECT jwt_verify(access_token) ->> 'sub' FROM carried, jwt_refresh(token) WHERE what = 'refresh'")
+			expect "upgraded from $old, a refresh token issued before refreshes" "refresher" "$refreshed"
+		fi
+	fi
 done
 
 # ---- a fresh session: the SQL functions read jwt.* settings before any C

@@ -63,6 +63,44 @@ SELECT count(*) FILTER (WHERE jwt_is_valid(t, k('rsa_pub_spki'))) AS verified_un
 SELECT cached_keys() AS size_zero;
 RESET jwt.key_cache_size;
 
+-- bounded in bytes too (jwt.key_cache_memory): the least recently used
+-- entries go until the rest fit, and an entry over a quarter of the bound
+-- is used for its call and not kept
+CREATE FUNCTION cached_bytes() RETURNS bigint LANGUAGE sql AS $$
+  SELECT coalesce(sum(total_bytes), 0) FROM pg_backend_memory_contexts WHERE name = 'jwt cached key'
+$$;
+SET jwt.key_cache_memory = '16kB';
+SELECT count(*) FILTER (WHERE jwt_is_valid(tok, (k('ec256_jwk_pub')::jsonb || jsonb_build_object('kid', 'k' || g))::text)) AS verified
+FROM (SELECT jwt_sign('{}', k('ec256_priv_pkcs8'), 'ES256') AS tok) t, generate_series(1, 12) g;
+SELECT cached_keys() BETWEEN 2 AND 8 AS some_kept, cached_bytes() <= 16384 AS within_bound;
+SELECT bytes <= 16384 AS stats_within_bound FROM jwt_cache_stats() WHERE cache = 'key';
+-- a key set of 60 keys is over 4 kB: used, and not kept
+CREATE TABLE kc_set AS
+SELECT jsonb_build_object('keys', (SELECT jsonb_agg(k('ec256_jwk_pub')::jsonb || jsonb_build_object('kid', 'k' || g))
+                                   FROM generate_series(1, 60) g))::text AS jwks,
+       jwt_sign('{}', k('ec256_priv_pkcs8'), 'ES256', '{"kid": "k7"}') AS tok;
+SELECT jwt_is_valid(tok, jwks) AS set_verifies FROM kc_set;
+SELECT cached_bytes() <= 16384 AS within_bound;
+SELECT jwt_is_valid(tok, jwks) AS set_verifies_again FROM kc_set;
+SELECT hits, misses FROM jwt_cache_stats() WHERE cache = 'key' \gset before_
+SELECT jwt_is_valid(tok, jwks) FROM kc_set \g /dev/null
+SELECT hits - :before_hits AS set_hits, misses - :before_misses AS set_misses FROM jwt_cache_stats() WHERE cache = 'key';
+-- lowered, it evicts at the next call; 0 keeps nothing
+SET jwt.key_cache_memory = '4kB';
+SELECT jwt_is_valid(jwt_sign('{}', k('ec256_priv_pkcs8'), 'ES256'), k('ec256_pub')) AS ok;
+SELECT cached_bytes() <= 4096 AS within_lowered_bound;
+SET jwt.key_cache_memory = 0;
+SELECT jwt_is_valid(jwt_sign('{}', k('ec256_priv_pkcs8'), 'ES256'), k('ec256_pub')) AS ok;
+SELECT cached_keys() AS none_kept;
+RESET jwt.key_cache_memory;
+-- the default (4 MB) keeps it
+SELECT jwt_is_valid(tok, jwks) AS set_verifies FROM kc_set;
+SELECT hits, misses FROM jwt_cache_stats() WHERE cache = 'key' \gset before_
+SELECT jwt_is_valid(tok, jwks) FROM kc_set \g /dev/null
+SELECT hits - :before_hits AS set_hits, misses - :before_misses AS set_misses FROM jwt_cache_stats() WHERE cache = 'key';
+DROP TABLE kc_set;
+DROP FUNCTION cached_bytes();
+
 -- ----------------------------------------------------------------
 -- the key of one call site: what a call was given is remembered for the
 -- rows that follow, recognised only by its exact bytes, and gone with the

@@ -159,6 +159,13 @@ _PG_init(void)
 							16, 0, 256,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("jwt.key_cache_memory",
+							"Memory the parsed key arguments kept per backend may take.",
+							"An argument taking more than a quarter of it is not kept; 0 keeps none.",
+							&jwt_key_cache_memory,
+							4096, 0, 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
 	DefineCustomIntVariable("jwt.verify_cache_size",
 							"Verified RS/PS/ES/EdDSA signatures remembered per backend.",
 							"48 bytes each; 0 verifies every signature every time.",

@@ -14,6 +14,15 @@
  * (the key's reset callback frees the EVP_PKEY and wipes secrets); only
  * once parsed is the context moved under the cache.  Entries are evicted
  * least recently used first, and an evicted key is released the same way.
+ *
+ * The cache is bounded in entries (jwt.key_cache_size) and in bytes
+ * (jwt.key_cache_memory), both superuser-only: an argument is the caller's
+ * to choose, and a few large key sets must not pin hundreds of megabytes in
+ * every backend after their statements end.  An entry larger than a quarter
+ * of the memory bound is used for its call and not kept; a new entry evicts
+ * the least recently used ones until the total fits.  A key set is copied
+ * out of the context it was parsed in, so that the parser's scratch memory
+ * is not kept with it.
  */
 #include "postgres.h"
 
@@ -32,14 +41,18 @@ typedef struct KeyCacheEntry
 	MemoryContext cxt;			/* holds arg and its key; NULL: free slot */
 	JwtKeyArg  *arg;
 	uint64		last_used;
+	Size		bytes;			/* allocated in cxt when the entry was made */
 } KeyCacheEntry;
 
 #define KEY_CACHE_MAX	256
 
 int			jwt_key_cache_size = 16;
+int			jwt_key_cache_memory = 4096;	/* kB */
 
 static MemoryContext cache_cxt = NULL;
 static KeyCacheEntry entries[KEY_CACHE_MAX];
+static int	slots_used = 0;		/* no entry at or beyond this index */
+static Size total_bytes = 0;	/* sum of the entries' bytes */
 static uint64 use_clock = 0;
 
 JwtCacheStats jwt_key_cache_stats;
@@ -60,6 +73,55 @@ evict(KeyCacheEntry *e)
 		MemoryContextDelete(e->cxt);	/* releases the key */
 	e->cxt = NULL;
 	e->arg = NULL;
+	total_bytes -= e->bytes;
+	e->bytes = 0;
+}
+
+static Size
+memory_limit(void)
+{
+	return (Size) Max(jwt_key_cache_memory, 0) * 1024;
+}
+
+/* Evict least recently used entries until extra more bytes fit */
+static void
+make_room(Size extra, int size)
+{
+	while (total_bytes + extra > memory_limit())
+	{
+		KeyCacheEntry *oldest = NULL;
+
+		for (int i = 0; i < size; i++)
+		{
+			KeyCacheEntry *e = &entries[i];
+
+			if (e->cxt != NULL && (oldest == NULL || e->last_used < oldest->last_used))
+				oldest = e;
+		}
+		if (oldest == NULL)
+			return;
+		evict(oldest);
+	}
+}
+
+/*
+ * A parsed key set in a context of its own holding only the argument and
+ * the Jsonb: the parser's scratch memory goes with parse_cxt.
+ */
+static JwtKeyArg *
+compact_jwks(JwtKeyArg *arg, MemoryContext parse_cxt, MemoryContext *cxt)
+{
+	MemoryContext keep = AllocSetContextCreate(CurrentMemoryContext, "jwt cached key",
+											   ALLOCSET_SMALL_SIZES);
+	JwtKeyArg  *copy = MemoryContextAlloc(keep, sizeof(JwtKeyArg));
+	Size		len = VARSIZE(arg->jwks);
+
+	*copy = *arg;
+	copy->jwks = MemoryContextAlloc(keep, len);
+	memcpy(copy->jwks, arg->jwks, len);
+	MemoryContextDelete(parse_cxt);
+	*cxt = keep;
+	return copy;
 }
 
 void
@@ -112,6 +174,7 @@ key_arg_by_digest(const char *data, size_t len, const unsigned char *digest,
 	MemoryContext cxt;
 	MemoryContext old;
 	JwtKeyArg  *arg;
+	Size		bytes;
 
 	if (found != NULL)
 		return found->arg;
@@ -123,28 +186,44 @@ key_arg_by_digest(const char *data, size_t len, const unsigned char *digest,
 	MemoryContextSwitchTo(old);
 	if (arg->kind == JWT_KEYARG_SECRET)
 		return arg;				/* freed with the caller's context */
+	if (arg->kind == JWT_KEYARG_JWKS)
+		arg = compact_jwks(arg, cxt, &cxt);
+	bytes = MemoryContextMemAllocated(cxt, true);
+	if (bytes > memory_limit() / 4)
+		return arg;				/* too large to keep: freed with the call */
 
 	if (cache_cxt == NULL)
 		cache_cxt = AllocSetContextCreate(TopMemoryContext, "jwt key cache",
 										  ALLOCSET_SMALL_SIZES);
 	evict(slot);
+	make_room(bytes, size);
 	MemoryContextSetParent(cxt, cache_cxt);
 	arg->cached = true;
 	memcpy(slot->digest, digest, DIGEST_LEN);
 	slot->cxt = cxt;
 	slot->arg = arg;
 	slot->last_used = ++use_clock;
+	slot->bytes = bytes;
+	total_bytes += bytes;
+	slots_used = Max(slots_used, (int) (slot - entries) + 1);
 	return arg;
 }
 
-/* The cache's size now; slots beyond a lowered jwt.key_cache_size are emptied */
+/*
+ * The cache's size now: slots beyond a lowered jwt.key_cache_size are
+ * emptied, and entries beyond a lowered jwt.key_cache_memory evicted.
+ */
 static int
 current_size(void)
 {
-	int			size = Min(jwt_key_cache_size, KEY_CACHE_MAX);
+	int			size = Max(Min(jwt_key_cache_size, KEY_CACHE_MAX), 0);
 
-	for (int i = Max(size, 0); i < KEY_CACHE_MAX && entries[i].cxt != NULL; i++)
+	if (memory_limit() == 0)
+		size = 0;
+	for (int i = size; i < slots_used; i++)
 		evict(&entries[i]);
+	slots_used = Min(slots_used, size);
+	make_room(0, size);
 	return size;
 }
 

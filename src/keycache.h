@@ -14,6 +14,7 @@
 
 /* Entries kept (jwt.key_cache_size); 0 turns the cache off. */
 extern int	jwt_key_cache_size;
+extern int	jwt_key_cache_memory;
 
 /*
  * jwt_key_arg_from_text for the key argument of one call site, through the

@@ -15,7 +15,7 @@ import os
 import re
 import time
 
-from run import outcome, error_of
+from run import outcome, error_of, as_owner, PORT, DB
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KEYS = os.path.join(HERE, '..', 'fixtures', 'keys')
@@ -268,6 +268,60 @@ def family_lock_hides_reuse(ctx):
               'family_lock_hides_reuse: the revocation is written once the lock is gone')
 
 
+@attack
+def worker_exhaustion_fails_open(ctx):
+    """An ordinary login fills every background worker slot with parallel
+    workers (max_parallel_workers_per_gather is user-settable), then the
+    thief's rotated refresh token is replayed: no worker can write the
+    family's revocation, and the family must still refresh no more."""
+    import subprocess
+    o = ctx.session('dbowner')
+    access, rt0 = o.rows("SELECT access_token, refresh_token FROM jwt_issue_pair('{\"sub\": \"exhausted\"}');")[0]
+    rt1 = o.value('SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))    # the thief's
+    # parallel scans of a catalog anyone can read, each worker sleeping on
+    # its first row until the deadline: several sessions, until every slot
+    # (max_worker_processes, less the launcher) is taken
+    hold = 12
+    fill = ("SET max_parallel_workers_per_gather = 8; SET parallel_setup_cost = 0; "
+            "SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0; "
+            "SELECT count(*) FROM pg_catalog.pg_proc "
+            "WHERE pg_sleep(greatest(0, extract(epoch FROM (%s::timestamptz - clock_timestamp()))))::text = '';")
+    su = ctx.session()
+    deadline = su.value("SELECT (clock_timestamp() + interval '%d seconds')::text;" % hold)
+    fillers = [subprocess.Popen(
+        as_owner(['psql', '-X', '-q', '-d', 'host=%s port=%d dbname=%s user=mallory' % (ctx.cluster.dir, PORT, DB),
+                  '-c', fill % q(deadline)]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(3)]
+    try:
+        free = None
+        for _ in range(50):
+            time.sleep(0.1)
+            free = su.value("SELECT current_setting('max_worker_processes')::int - count(*) FROM pg_stat_activity "
+                            "WHERE backend_type IN ('parallel worker', 'logical replication launcher');")
+            if free == '0':
+                break
+        ctx.check(free == '0', 'worker_exhaustion_fails_open: every worker slot taken by mallory', free)
+        r = outcome(o, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))
+        ctx.check(r == 'ERROR JW010', 'worker_exhaustion_fails_open: the replay is JW010', r)
+        # the thief's branch: refused though its revocation is not yet written
+        r = outcome(o, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt1))
+        ctx.check(r == 'ERROR JW010', 'worker_exhaustion_fails_open: the family refreshes no more', r)
+        written = su.value("SELECT revoked_at IS NOT NULL FROM jwt_token_families WHERE sub = 'exhausted';")
+        path = os.path.join(ctx.cluster.data, 'pg_jwt_pending_revocations')
+        pending = os.path.getsize(path) if os.path.exists(path) else 0
+        ctx.check(written == 'f' and pending > 0,
+                  'worker_exhaustion_fails_open: no worker ran, the family is recorded as pending',
+                  'revoked_at written: %s, pending file %d bytes' % (written, pending))
+    finally:
+        for p in fillers:
+            p.wait(timeout=hold + 30)
+    # once a slot is free, the next presentation writes the revocation
+    r = outcome(o, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt1))
+    ctx.check(r == 'ERROR JW010', 'worker_exhaustion_fails_open: still refused after the slots free up', r)
+    ctx.check(su.value("SELECT revoked_at IS NOT NULL FROM jwt_token_families WHERE sub = 'exhausted';") == 't',
+              'worker_exhaustion_fails_open: the revocation is written by the next worker')
+
+
 # ----------------------------------------------------------------
 # 8. Private keys in the caches
 # ----------------------------------------------------------------
@@ -280,6 +334,35 @@ def issue_caches_no_private_key(ctx):
     su.query("SELECT jwt_issue('{\"sub\": \"x\"}', 'ES256'); SELECT jwt_issue('{\"sub\": \"x\"}', 'HS256');")
     n = su.value("SELECT entries FROM jwt_cache_stats() WHERE cache = 'key';")
     ctx.check(n == '0', 'issue_caches_no_private_key: key cache empty after jwt_issue', n)
+
+
+@attack
+def key_cache_flood(ctx):
+    """Key arguments are the caller's to choose: large key sets, many of
+    them, must not pin memory in the backend after their statements (a 3 MB
+    JWKS took 27 MB, 100 of them 2.6 GB).  The cache stays within
+    jwt.key_cache_memory, which the caller cannot raise."""
+    m = ctx.session('mallory')
+    m.query('SELECT jwt_claims();')     # loads the library
+    r = outcome(m, "SET jwt.key_cache_memory = '1GB';")
+    ctx.check(r == 'ERROR 42501', 'key_cache_flood: jwt.key_cache_memory is not for mallory', r)
+    su = ctx.session()
+    tok = su.value("SELECT jwt_issue('{\"sub\": \"flood\"}', 'ES256');")
+    # n filler keys and then our own public keys: each set verifies the token
+    sets = ("SELECT count(*) FILTER (WHERE jwt_is_valid(%s, jwks)) FROM ("
+            " SELECT g, jsonb_build_object('keys', (SELECT jsonb_agg(jsonb_build_object("
+            "   'kty', 'EC', 'crv', 'P-256', 'kid', g || '-' || i,"
+            "   'x', 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU',"
+            "   'y', 'x_FEzRjmyR-wYGyXJ3O__7ZuM1T_s-rnCxj3nxwB_G0'))"
+            "   FROM generate_series(1, %d) i) || (jwt_jwks() -> 'keys'))::text AS jwks"
+            " FROM generate_series(1, %d) g) s;")
+    for label, nkeys, nsets in (('3 MB', 20000, 12), ('600 kB', 4000, 30)):
+        r = outcome(m, sets % (q(tok), nkeys, nsets))
+        ctx.check(r == 'OK %d' % nsets, 'key_cache_flood: %d sets of %s verify' % (nsets, label), r)
+        row = m.rows("SELECT entries, bytes FROM jwt_cache_stats() WHERE cache = 'key';")[0]
+        ctx.check(int(row[1]) <= 4096 * 1024,
+                  'key_cache_flood: after %d sets of %s the cache holds at most 4 MB' % (nsets, label),
+                  '%s entries, %s bytes' % tuple(row))
 
 
 # ----------------------------------------------------------------

@@ -33,6 +33,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "catalog/namespace.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -759,14 +760,57 @@ json_fast_int(const JsonFastInts *ints, const JsonbValue *v, int64 *val)
 	return false;
 }
 
-bool
-json_parse_tree_strict(const char *data, size_t len, JsonbValue *root,
-					   JsonFastInts *ints, JsonStrictError *err)
+/*
+ * The text in the database encoding, checked.  A token's JSON is UTF-8
+ * (RFC 7519 §7.1, RFC 8259 §8.1): in a database of another encoding it is
+ * converted, and a character that encoding cannot hold is refused like
+ * invalid UTF-8, as an escape of one is.  Text from SQL (a key argument) is
+ * in the database encoding already.  A SQL_ASCII database takes UTF-8 as
+ * it is, as PostgreSQL does.
+ */
+static bool
+in_server_encoding(const char **data, size_t *len, bool utf8_input)
+{
+	int			enc = GetDatabaseEncoding();
+	int			destlen;
+	unsigned char *dest;
+	Oid			proc;
+
+	if (*len > (size_t) PG_INT32_MAX / MAX_CONVERSION_GROWTH)
+		return false;
+	if (plain_ascii(*data, *len))
+		return true;
+	if (enc != PG_UTF8 && enc != PG_SQL_ASCII && !utf8_input)
+		return pg_verify_mbstr(enc, *data, (int) *len, true);
+	if (!pg_verify_mbstr(PG_UTF8, *data, (int) *len, true))
+		return false;
+	if (enc == PG_UTF8 || enc == PG_SQL_ASCII)
+		return true;
+
+	proc = FindDefaultConversionProc(PG_UTF8, enc);
+	if (!OidIsValid(proc))
+		return false;
+	destlen = (int) *len * MAX_CONVERSION_GROWTH + 1;
+	dest = palloc(destlen);
+	if (pg_do_encoding_conversion_buf(proc, PG_UTF8, enc,
+									  (unsigned char *) unconstify(char *, *data), (int) *len,
+									  dest, destlen, true) != (int) *len)
+	{
+		pfree(dest);
+		return false;
+	}
+	*data = (const char *) dest;
+	*len = strlen((const char *) dest);
+	return true;
+}
+
+static bool
+parse_tree(const char *data, size_t len, bool utf8_input, JsonbValue *root,
+		   JsonFastInts *ints, JsonStrictError *err)
 {
 	JsonScan	s;
 
-	if (len > (size_t) PG_INT32_MAX ||
-		(!plain_ascii(data, len) && !pg_verify_mbstr(PG_UTF8, data, (int) len, true)))
+	if (!in_server_encoding(&data, &len, utf8_input))
 	{
 		*err = JSON_STRICT_ENCODING;
 		return false;
@@ -808,12 +852,19 @@ json_parse_tree_strict(const char *data, size_t len, JsonbValue *root,
 	return s.err == JSON_STRICT_OK;
 }
 
+bool
+json_parse_tree_strict(const char *data, size_t len, JsonbValue *root,
+					   JsonFastInts *ints, JsonStrictError *err)
+{
+	return parse_tree(data, len, true, root, ints, err);
+}
+
 Jsonb *
 json_parse_object_strict(const char *data, size_t len, JsonStrictError *err)
 {
 	JsonbValue	root;
 
-	if (!json_parse_tree_strict(data, len, &root, NULL, err))
+	if (!parse_tree(data, len, false, &root, NULL, err))
 		return NULL;
 	return json_tree_to_jsonb(&root);
 }
@@ -1029,7 +1080,7 @@ json_strict_error_text(JsonStrictError err)
 		case JSON_STRICT_OK:
 			return "no error";
 		case JSON_STRICT_ENCODING:
-			return "It is not valid UTF-8, contains a NUL byte, or escapes a character the database encoding cannot hold.";
+			return "It is not valid UTF-8 (or, from SQL, not valid in the database encoding), contains a NUL byte, or holds or escapes a character the database encoding cannot hold.";
 		case JSON_STRICT_TOO_DEEP:
 			return "It nests objects or arrays more than 64 levels deep.";
 		case JSON_STRICT_SYNTAX:

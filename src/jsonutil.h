@@ -29,7 +29,10 @@ typedef enum JsonStrictError
 	JSON_STRICT_NOT_OBJECT		/* valid JSON, but not an object */
 } JsonStrictError;
 
-/* Parse UTF-8 JSON that must be an object; NULL and *err set on failure. */
+/*
+ * Parse JSON from SQL (text in the database encoding) that must be an
+ * object; NULL and *err set on failure.
+ */
 extern Jsonb *json_parse_object_strict(const char *data, size_t len,
 									   JsonStrictError *err);
 
@@ -53,9 +56,10 @@ extern bool json_fast_int(const JsonFastInts *ints, const JsonbValue *v,
 						  int64 *val);
 
 /*
- * The same as json_parse_object_strict, into a JsonbValue tree (an object's
- * members in jsonb order) that may point into data: for reading a few
- * members without building a jsonb.  ints may be NULL.
+ * The same for a token's JSON, which is UTF-8 and is converted to the
+ * database encoding, into a JsonbValue tree (an object's members in jsonb
+ * order) that may point into data: for reading a few members without
+ * building a jsonb.  ints may be NULL.
  */
 extern bool json_parse_tree_strict(const char *data, size_t len,
 								   JsonbValue *root, JsonFastInts *ints,

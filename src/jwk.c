@@ -20,6 +20,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/json.h"
+#include "utils/memutils.h"
 
 #include "base64url.h"
 #include "jsonutil.h"
@@ -225,11 +226,47 @@ members_free(JwkMembers *ms)
 	ms->n = 0;
 }
 
+/* key_members, wiping the members it read when it raises */
+static void
+read_members(const JwtKey *key, bool with_private, JwkMembers *ms)
+{
+	ms->n = 0;
+	PG_TRY();
+	{
+		key_members(key, with_private, ms);
+	}
+	PG_CATCH();
+	{
+		members_free(ms);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/* An upper bound of what members_json writes, without its NUL */
+static int
+members_json_size(const JwkMembers *ms, const JwsAlg *alg, const char *kid)
+{
+	Size		n = 2;
+
+	for (int i = 0; i < ms->n; i++)
+		n += strlen(ms->m[i].name) + strlen(ms->m[i].value) + 6;
+	if (alg != NULL)
+		n += strlen(alg->name) + 9;
+	if (kid != NULL)
+		n += 6 * strlen(kid) + 9;	/* escaped as \uXXXX at worst */
+	if (n >= MaxAllocSize / 2)
+		elog(ERROR, "a JWK of %zu bytes is too large", n);
+	return (int) n;
+}
+
 /* {"name":"value",...}: every value is base64url or a fixed name */
 static void
 members_json(StringInfo buf, const JwkMembers *ms, const JwsAlg *alg,
 			 const char *kid)
 {
+	/* sized once: a buffer that grew would free copies of itself unwiped */
+	enlargeStringInfo(buf, members_json_size(ms, alg, kid));
 	appendStringInfoChar(buf, '{');
 	for (int i = 0; i < ms->n; i++)
 		appendStringInfo(buf, "%s\"%s\":\"%s\"", i > 0 ? "," : "",
@@ -253,7 +290,7 @@ jwt_key_to_jwk(const JwtKey *key, const JwsAlg *alg, const char *kid,
 	JsonStrictError err;
 	Jsonb	   *jwk;
 
-	key_members(key, with_private, &ms);
+	read_members(key, with_private, &ms);
 	initStringInfo(&buf);
 	members_json(&buf, &ms, alg, kid);
 	members_free(&ms);
@@ -274,7 +311,7 @@ jwt_key_thumbprint(const JwtKey *key)
 	bool		ok;
 
 	/* the required members only (RFC 7638 §3.2), k included for oct */
-	key_members(key, key->type == JWT_KEY_OCT, &ms);
+	read_members(key, key->type == JWT_KEY_OCT, &ms);
 	initStringInfo(&buf);
 	members_json(&buf, &ms, NULL, NULL);
 	members_free(&ms);

@@ -274,12 +274,23 @@ jwk_ops_allow_signatures(JsonbContainer *jwk)
  * Decode a base64url member into palloc'd bytes.  Required members that are
  * missing, and members of the wrong length (want_len > 0), raise 22023.
  */
+static void
+wipe_free(unsigned char *buf, size_t len)
+{
+	if (buf != NULL)
+	{
+		OPENSSL_cleanse(buf, len);
+		pfree(buf);
+	}
+}
+
 static unsigned char *
 jwk_bytes(JsonbContainer *jwk, const char *name, bool required,
 		  size_t want_len, size_t *outlen)
 {
 	JsonbValue *v = jwk_string(jwk, name);
 	unsigned char *buf;
+	size_t		size;
 	size_t		len;
 
 	if (v == NULL)
@@ -291,24 +302,19 @@ jwk_bytes(JsonbContainer *jwk, const char *name, bool required,
 		*outlen = 0;
 		return NULL;
 	}
-	buf = palloc(B64URL_DECODED_MAX((size_t) v->val.string.len) + 1);
+	size = B64URL_DECODED_MAX((size_t) v->val.string.len) + 1;
+	buf = palloc(size);
 	if (!b64url_decode(v->val.string.val, v->val.string.len, buf, &len) ||
 		len == 0 || (want_len > 0 && len != want_len))
+	{
+		/* what was decoded before the bad character may be a secret's */
+		wipe_free(buf, size);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
 				 errmsg("invalid JWK: member \"%s\" is not valid base64url of the right length", name)));
+	}
 	*outlen = len;
 	return buf;
-}
-
-static void
-wipe_free(unsigned char *buf, size_t len)
-{
-	if (buf != NULL)
-	{
-		OPENSSL_cleanse(buf, len);
-		pfree(buf);
-	}
 }
 
 /* A BIGNUM parameter from big-endian bytes; false on failure. */
@@ -354,8 +360,8 @@ jwk_rsa(JwtKey *key, JsonbContainer *jwk)
 		OSSL_PKEY_PARAM_RSA_EXPONENT1, OSSL_PKEY_PARAM_RSA_EXPONENT2,
 		OSSL_PKEY_PARAM_RSA_COEFFICIENT1
 	};
-	unsigned char *bytes[N_RSA_PARTS];
-	size_t		lens[N_RSA_PARTS];
+	unsigned char *volatile bytes[N_RSA_PARTS] = {0};
+	volatile size_t lens[N_RSA_PARTS] = {0};
 	BIGNUM	   *bns[N_RSA_PARTS] = {0};
 	bool		private;
 	bool		crt;
@@ -363,24 +369,37 @@ jwk_rsa(JwtKey *key, JsonbContainer *jwk)
 	OSSL_PARAM_BLD *bld;
 	bool		ok;
 
-	/* all decoding (which may raise) before any OpenSSL object exists */
+	/* which members there are, before any is decoded */
+	private = jwk_string(jwk, "d") != NULL;
+	crt = jwk_string(jwk, "p") != NULL;
 	for (int i = 0; i < N_RSA_PARTS; i++)
-		bytes[i] = jwk_bytes(jwk, members[i], i < 2, 0, &lens[i]);
-	private = bytes[2] != NULL;
-	crt = bytes[3] != NULL;
-	if (crt)
-	{
-		for (int i = 4; i < N_RSA_PARTS; i++)
-			if (bytes[i] == NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
-						 errmsg("invalid JWK: member \"%s\" is missing", members[i])));
-	}
-	if (crt && !private)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
-				 errmsg("invalid JWK: member \"d\" is missing")));
+		if ((i < 2 || (crt && i >= 2)) && jwk_string(jwk, members[i]) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errhidestmt(true),
+					 errmsg("invalid JWK: member \"%s\" is missing", members[i])));
 	nparts = crt ? N_RSA_PARTS : (private ? 3 : 2);
+
+	/*
+	 * All decoding (which may raise) before any OpenSSL object exists; when
+	 * a member does not decode, those decoded before it are wiped.
+	 */
+	PG_TRY();
+	{
+		for (int i = 0; i < nparts; i++)
+		{
+			size_t		len;
+
+			bytes[i] = jwk_bytes(jwk, members[i], true, 0, &len);
+			lens[i] = len;
+		}
+	}
+	PG_CATCH();
+	{
+		for (int i = 0; i < N_RSA_PARTS; i++)
+			wipe_free(bytes[i], lens[i]);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 
 	bld = OSSL_PARAM_BLD_new();
 	ok = bld != NULL;

@@ -63,6 +63,7 @@ typedef struct StoreKey
 	KeyState	state;
 	TimestampTz not_before;		/* DT_NOBEGIN when NULL */
 	TimestampTz expires;		/* DT_NOEND when NULL */
+	TimestampTz created;
 	Jsonb	   *jwk;			/* public JWK; the private one for HMAC */
 	bool		secret;			/* jwk holds a secret: wipe it */
 	JwtKey	   *key;			/* parsed on first use */
@@ -211,14 +212,32 @@ text_array_value(HeapTuple tup, TupleDesc desc, int col, int *n)
 	return out;
 }
 
+/* newest first, then by kid */
+static int
+newest_first(const void *a, const void *b)
+{
+	const StoreKey *x = a;
+	const StoreKey *y = b;
+	int			c;
+
+	if (x->created != y->created)
+		return x->created > y->created ? -1 : 1;
+	c = memcmp(x->kid, y->kid, Min(x->kidlen, y->kidlen));
+	return c != 0 ? c : x->kidlen - y->kidlen;
+}
+
+/*
+ * The key rows, sorted here rather than by the query: a sort would copy the
+ * HMAC secrets into memory it frees unwiped.
+ */
 static void
 load_keys(const char *nsp)
 {
 	MemoryContext oldcxt;
 	char	   *sql = psprintf("SELECT kid, alg, issuer, state, not_before, expires_at, jwk, "
 							   "CASE WHEN alg OPERATOR(pg_catalog.=) ANY ('{HS256,HS384,HS512}'::pg_catalog.text[]) "
-							   "THEN private_jwk END "
-							   "FROM %s.jwt_keys ORDER BY created_at DESC, kid", nsp);
+							   "THEN private_jwk END, created_at "
+							   "FROM %s.jwt_keys", nsp);
 	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
 
 	if (plan == NULL ||
@@ -245,6 +264,7 @@ load_keys(const char *nsp)
 		k->state = s ? key_state(s) : KEY_UNKNOWN;
 		k->not_before = time_value(tup, desc, 5, DT_NOBEGIN);
 		k->expires = time_value(tup, desc, 6, DT_NOEND);
+		k->created = time_value(tup, desc, 9, DT_NOBEGIN);
 		secret = jsonb_value(tup, desc, 8);
 		if (secret != NULL)
 		{
@@ -253,14 +273,21 @@ load_keys(const char *nsp)
 
 			k->jwk = secret;
 			k->secret = true;
-			/* leave no plain copy of the secret in SPI's memory */
-			if (!VARATT_IS_EXTENDED(DatumGetPointer(d)))
-				OPENSSL_cleanse(DatumGetPointer(d), VARSIZE(DatumGetPointer(d)));
+			/*
+			 * Leave no plain copy of the secret in SPI's memory.  A small
+			 * row has a 1-byte header (VARATT_IS_EXTENDED is true for it, so
+			 * that test skipped exactly the usual HMAC key); only a TOAST
+			 * pointer is not the value itself, and a secret row is far too
+			 * small to be toasted.
+			 */
+			if (!VARATT_IS_EXTERNAL(DatumGetPointer(d)))
+				OPENSSL_cleanse(DatumGetPointer(d), VARSIZE_ANY(DatumGetPointer(d)));
 		}
 		else
 			k->jwk = jsonb_value(tup, desc, 7);
 		store_nkeys++;
 	}
+	qsort(store_keys, store_nkeys, sizeof(StoreKey), newest_first);
 	MemoryContextSwitchTo(oldcxt);
 }
 

@@ -42,6 +42,7 @@
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/numeric.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -183,11 +184,40 @@ jwt_revocation_end_of_xact(void)
 		rev_sub.state = REV_UNKNOWN;
 }
 
+/*
+ * A jti or sub as the key of its table: a string as it is, a number in the
+ * text form ->> gives it, which is what jwt_revoke stores.
+ */
+static bool
+claim_key(const JsonbValue *v, const char **s, int *len)
+{
+	if (v == NULL)
+		return false;
+	if (v->type == jbvString)
+	{
+		*s = v->val.string.val;
+		*len = v->val.string.len;
+		return true;
+	}
+	if (v->type == jbvNumeric)
+	{
+		*s = DatumGetCString(DirectFunctionCall1(numeric_out,
+												 NumericGetDatum(v->val.numeric)));
+		*len = strlen(*s);
+		return true;
+	}
+	return false;
+}
+
 bool
 jwt_revocation_check(const JwtClaims *claims, JwtFailure *f)
 {
-	JsonbValue *jti;
-	JsonbValue *sub;
+	const char *jti = NULL;
+	const char *sub = NULL;
+	int			jtilen = 0;
+	int			sublen = 0;
+	bool		has_jti;
+	bool		has_sub;
 	Snapshot	snap;
 	bool		revoked = false;
 	const char *detail = NULL;
@@ -202,23 +232,23 @@ jwt_revocation_check(const JwtClaims *claims, JwtFailure *f)
 		!rev_jti.from_query_snapshot && !rev_sub.from_query_snapshot)
 		return true;			/* the usual case: nothing is revoked */
 
-	jti = jwt_claim_value(claims, "jti");
-	sub = jwt_claim_value(claims, "sub");
+	has_jti = claim_key(jwt_claim_value(claims, "jti"), &jti, &jtilen);
+	has_sub = claim_key(jwt_claim_value(claims, "sub"), &sub, &sublen);
 
 	/* one snapshot for both probes */
 	snap = RegisterSnapshot(jwt_read_snapshot());
-	if (rev_may_have_rows(&rev_jti, snap) && jti != NULL && jti->type == jbvString &&
-		rev_probe(&rev_jti, jti->val.string.val, jti->val.string.len, snap, NULL, NULL))
+	if (rev_may_have_rows(&rev_jti, snap) && has_jti &&
+		rev_probe(&rev_jti, jti, jtilen, snap, NULL, NULL))
 	{
 		revoked = true;
 		detail = "Its \"jti\" is in jwt_revoked.";
 	}
-	else if (rev_may_have_rows(&rev_sub, snap) && sub != NULL && sub->type == jbvString)
+	else if (rev_may_have_rows(&rev_sub, snap) && has_sub)
 	{
 		HeapTuple	tup;
 		TupleDesc	desc;
 
-		if (rev_probe(&rev_sub, sub->val.string.val, sub->val.string.len, snap, &tup, &desc))
+		if (rev_probe(&rev_sub, sub, sublen, snap, &tup, &desc))
 		{
 			bool		isnull;
 			int			attnum = SPI_fnumber(desc, "before");

@@ -17,6 +17,7 @@
 #include "common/int.h"
 
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
@@ -428,16 +429,17 @@ add_saturating(TimestampTz t, int64 leeway)
 static bool
 check_claims(const JwtClaims *claims, const JwtVerifyParams *p, JwtFailure *f)
 {
-	/* exp, nbf, iat (as date_claims), then iss and aud: one pass */
-	static const JsonName names[N_DATE_CLAIMS + 2] = {
-		JSON_NAME("exp"), JSON_NAME("nbf"), JSON_NAME("iat"), JSON_NAME("iss"), JSON_NAME("aud")
+	/* exp, nbf, iat (as date_claims), then iss, aud, jti, sub: one pass */
+	static const JsonName names[N_DATE_CLAIMS + 4] = {
+		JSON_NAME("exp"), JSON_NAME("nbf"), JSON_NAME("iat"), JSON_NAME("iss"), JSON_NAME("aud"),
+		JSON_NAME("jti"), JSON_NAME("sub")
 	};
 	TimestampTz dates[N_DATE_CLAIMS];
 	bool		present[N_DATE_CLAIMS];
-	JsonbValue *values[N_DATE_CLAIMS + 2];
+	JsonbValue *values[N_DATE_CLAIMS + 4];
 	JsonbValue *iss = NULL;
 
-	json_tree_members(&claims->tree, names, N_DATE_CLAIMS + 2, values);
+	json_tree_members(&claims->tree, names, N_DATE_CLAIMS + 4, values);
 	switch (read_date_claims(values, &claims->ints, dates, present))
 	{
 		case -1:
@@ -448,6 +450,22 @@ check_claims(const JwtClaims *claims, const JwtVerifyParams *p, JwtFailure *f)
 			return fail(f, ERRCODE_JWT_DECODE, "invalid \"nbf\" claim", DATE_CLAIM_DETAIL);
 		default:
 			return fail(f, ERRCODE_JWT_DECODE, "invalid \"iat\" claim", DATE_CLAIM_DETAIL);
+	}
+
+	/*
+	 * jti and sub name what a revocation names: a string (RFC 7519 §4.1.7,
+	 * §4.1.2), or a number, which some issuers use and which revocation
+	 * compares in its ->> text form.  Anything else could be revoked by no
+	 * row, so it is refused (null counts as missing, as for any claim).
+	 */
+	for (int i = N_DATE_CLAIMS + 2; i < N_DATE_CLAIMS + 4; i++)
+	{
+		JsonbValue *v = values[i];
+
+		if (v != NULL && v->type != jbvString && v->type != jbvNumeric && v->type != jbvNull)
+			return fail(f, ERRCODE_JWT_DECODE,
+						i == N_DATE_CLAIMS + 2 ? "invalid \"jti\" claim" : "invalid \"sub\" claim",
+						"The \"jti\" and \"sub\" claims must be strings (or numbers).");
 	}
 
 	/* a claim that is JSON null counts as missing, as in PyJWT */
@@ -679,6 +697,24 @@ append_b64url(StringInfo buf, const unsigned char *data, size_t len)
 }
 
 /*
+ * JSON written from jsonb, in the database encoding, as a token part: in
+ * UTF-8 (RFC 7519 §7.1), whatever the database encoding.
+ */
+static void
+append_json_b64url(StringInfo buf, StringInfo json)
+{
+	char	   *utf8 = pg_server_to_any(json->data, json->len, PG_UTF8);
+
+	if (utf8 == json->data)
+		append_b64url(buf, (unsigned char *) json->data, json->len);
+	else
+	{
+		append_b64url(buf, (unsigned char *) utf8, strlen(utf8));
+		pfree(utf8);
+	}
+}
+
+/*
  * A time claim being signed, from the text numeric_out wrote for it: a plain
  * integer is read from that text, anything else as a numeric.
  */
@@ -900,9 +936,9 @@ jwt_sign_token(Jsonb *claims, JwtKeyArg *arg, const JwsAlg *alg, Jsonb *header)
 	appendStringInfoSpaces(&out, VARHDRSZ);
 	initStringInfo(&json);
 	build_header(&json, alg, header, key->kid);
-	append_b64url(&out, (unsigned char *) json.data, json.len);
+	append_json_b64url(&out, &json);
 	appendStringInfoCharMacro(&out, '.');
-	append_b64url(&out, (unsigned char *) payload.data, payload.len);
+	append_json_b64url(&out, &payload);
 	pfree(json.data);
 	pfree(payload.data);
 

@@ -366,6 +366,83 @@ def key_cache_flood(ctx):
 
 
 # ----------------------------------------------------------------
+# Secrets left in a backend's freed memory (issue 18, item 6)
+# ----------------------------------------------------------------
+
+def private_memory(pid):
+    """The backend's private writable memory (heap and anonymous maps; not
+    shared memory), read through /proc as root."""
+    chunks = []
+    with open('/proc/%d/maps' % pid) as maps, open('/proc/%d/mem' % pid, 'rb', 0) as mem:
+        for line in maps:
+            f = line.split()
+            if f[1] != 'rw-p' or (len(f) > 5 and f[5] not in ('[heap]',)):
+                continue
+            lo, hi = (int(x, 16) for x in f[0].split('-'))
+            try:
+                mem.seek(lo)
+                chunks.append(mem.read(hi - lo))
+            except OSError:
+                pass
+    return b''.join(chunks)
+
+
+@attack
+def secrets_left_in_freed_memory(ctx):
+    """Key material a backend decoded or copied must not stay behind in its
+    freed memory: the private members of an RSA JWK decoded before a later
+    member fails to parse, a member that fails halfway, and the SPI copy
+    of an HMAC key row the key store read (small rows have 1-byte varlena
+    headers, which the wipe skipped)."""
+    import base64
+    import json
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    if os.geteuid() != 0:
+        ctx.check(False, 'secrets_left_in_freed_memory: needs root to read /proc/<pid>/mem')
+        return
+
+    def b64(n):
+        raw = n.to_bytes((n.bit_length() + 7) // 8, 'big')
+        return raw, base64.urlsafe_b64encode(raw).rstrip(b'=').decode()
+
+    m = ctx.session('mallory')
+    pid = int(m.value('SELECT pg_backend_pid();'))
+    tok = ctx.session().value("SELECT jwt_sign('{}', 'any secret of thirty-two bytes!!');")
+    for case in ('a later member is malformed', 'the member itself is malformed'):
+        priv = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_numbers()
+        raws = {}
+        jwk = {'kty': 'RSA'}
+        for name, val in (('n', priv.public_numbers.n), ('e', priv.public_numbers.e), ('d', priv.d),
+                          ('p', priv.p), ('q', priv.q), ('dp', priv.dmp1), ('dq', priv.dmq1),
+                          ('qi', priv.iqmp)):
+            raws[name], jwk[name] = b64(val)
+        if case.startswith('a later'):
+            jwk['dq'] = jwk['dq'][:-4] + '!!!!'
+            secret = [raws[x] for x in ('d', 'p', 'q', 'dp')]
+        else:
+            jwk['d'] = jwk['d'][:-2] + '!!'
+            secret = [raws['d'][:64]]
+        r = outcome(m, 'SELECT jwt_verify(%s, %s);' % (q(tok), q(json.dumps(jwk))))
+        ctx.check(r == 'ERROR 22023', 'secrets_left_in_freed_memory: refused (%s)' % case, r)
+        heap = private_memory(pid)
+        left = [i for i, s in enumerate(secret) if heap.find(s) >= 0]
+        ctx.check(heap and not left, 'secrets_left_in_freed_memory: no decoded private member is left (%s)' % case,
+                  'members found: %s' % left)
+
+    # the key store reads an HMAC key row through SPI: one copy (the
+    # cache's) may stay, the SPI one must be wiped
+    su = ctx.session()
+    su.query("SELECT jwt_key_generate('HS256', 'hs-memory');")
+    k = su.value("SELECT private_jwk ->> 'k' FROM jwt_keys WHERE kid = 'hs-memory';").encode()
+    htok = su.value("SELECT jwt_issue('{\"sub\": \"mem\"}', kid => 'hs-memory');")
+    r = outcome(m, "SELECT jwt_verify(%s) ->> 'sub';" % q(htok))
+    ctx.check(r == 'OK mem', 'secrets_left_in_freed_memory: the key store verifies the HMAC token', r)
+    n = private_memory(pid).count(k)
+    ctx.check(n == 1, 'secrets_left_in_freed_memory: the key row is held once, by the cache', '%d copies' % n)
+    su.query("DELETE FROM jwt_keys WHERE kid = 'hs-memory';")
+
+
+# ----------------------------------------------------------------
 # 10-12. Keys that must not verify
 # ----------------------------------------------------------------
 
@@ -429,6 +506,40 @@ def rsa_keygen_cancellable(ctx):
 # ----------------------------------------------------------------
 # Revocations that must hold (issue 18)
 # ----------------------------------------------------------------
+
+@attack
+def numeric_jti_and_sub_revoked(ctx):
+    """Our own tokens may carry a numeric jti or sub (the caller's claims
+    win over jwt_issue's defaults): revoking them must hold.  A jti or sub
+    that is neither string nor number cannot be revoked by any row, and is
+    refused."""
+    su = ctx.session()
+    m = ctx.session('mallory')
+    for jti in ('42', '4.20', '-7', '1e3'):
+        tok = su.value("SELECT jwt_issue('{\"sub\": \"n\", \"jti\": %s}');" % jti)
+        ok = outcome(m, "SELECT jwt_verify(%s) ->> 'jti';" % q(tok))
+        su.query('SELECT jwt_revoke(%s);' % q(tok))
+        r = outcome(m, "SELECT jwt_verify(%s) ->> 'jti';" % q(tok))
+        ctx.check(ok.startswith('OK ') and r == 'ERROR JW010',
+                  'numeric_jti_and_sub_revoked: jti %s revoked by jwt_revoke(token)' % jti,
+                  'before %s, after %s' % (ok, r))
+    tok = su.value("SELECT jwt_issue('{\"jti\": 43}');")
+    su.query("SELECT jwt_revoke('43');")
+    r = outcome(m, 'SELECT jwt_verify(%s);' % q(tok))
+    ctx.check(r == 'ERROR JW010', "numeric_jti_and_sub_revoked: jti 43 revoked by jwt_revoke('43')", r)
+    tok = su.value("SELECT jwt_issue('{\"sub\": 1001}');")
+    ok = outcome(m, "SELECT jwt_authenticate(%s) ->> 'sub';" % q(tok))
+    su.query("SELECT jwt_revoke_subject('1001', now() + interval '1 second');")
+    r = outcome(m, "SELECT jwt_authenticate(%s);" % q(tok))
+    ctx.check(ok == 'OK 1001' and r == 'ERROR JW010',
+              "numeric_jti_and_sub_revoked: sub 1001 revoked by jwt_revoke_subject('1001')",
+              'before %s, after %s' % (ok, r))
+    for claims in ('{"jti": {"a": 1}}', '{"jti": [1]}', '{"sub": true}', '{"sub": ["x"]}'):
+        tok = su.value("SELECT jwt_issue(%s);" % q(claims))
+        r = outcome(m, 'SELECT jwt_verify(%s);' % q(tok))
+        ctx.check(r == 'ERROR JW001', 'numeric_jti_and_sub_revoked: %s is refused' % claims, r)
+    su.query("DELETE FROM jwt_revoked; DELETE FROM jwt_revoked_subjects;")
+
 
 @attack
 def revocation_seen_inside_open_transaction(ctx):

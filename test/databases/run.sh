@@ -9,7 +9,9 @@
 # - upgrade: CREATE EXTENSION jwt VERSION '0.1' (and '0.2') then ALTER EXTENSION jwt
 #   UPDATE gives the same objects as a fresh CREATE EXTENSION jwt;
 # - install, key functions and the PostgREST hook under a hostile search_path
-#   (SECURITY.md item 22).
+#   (SECURITY.md item 22);
+# - a LATIN1 database: a token's UTF-8 text is converted to the database
+#   encoding when read, and tokens are written in UTF-8.
 #
 # Ends with the line "N passed, M failed".
 
@@ -26,7 +28,7 @@ expect() { if [ "$2" = "$3" ]; then ok; else bad "$1: expected '$2', got '$3'"; 
 src=jwt_dump_src
 dst=jwt_dump_dst
 upg=jwt_upgrade
-dbs="$src $dst ${upg}_0_1 ${upg}_0_2 ${upg}_0_3 ${upg}_0_4 jwt_hostile"
+dbs="$src $dst ${upg}_0_1 ${upg}_0_2 ${upg}_0_3 ${upg}_0_4 jwt_hostile jwt_latin1"
 trap 'for d in $dbs; do dropdb --if-exists $d 2>/dev/null; done' EXIT
 for d in $dbs; do dropdb --if-exists "$d"; done
 
@@ -182,6 +184,31 @@ trapped=$("${PSQL[@]}" -d jwt_hostile -c "SELECT count(*) FROM trap_log")
 expect "no trap fires during install, in the key functions or in the hook" "0" "$trapped"
 hooked=$("${PSQL[@]}" -d jwt_hostile -c "SELECT sub FROM hook_result")
 expect "the hook authenticated the request under the hostile search_path" "x" "$hooked"
+
+# ---- a database whose encoding is not UTF-8 ------------------------------
+# (psql's client encoding is UTF-8 throughout; the server converts)
+export PGCLIENTENCODING=UTF8
+createdb -E LATIN1 -T template0 --locale=C jwt_latin1
+"${PSQL[@]}" -d jwt_latin1 -c "CREATE EXTENSION jwt"
+hs="'a secret of thirty-two bytes, no less'"
+zoe=$("${PSQL[@]}" -d "$src" -c "SELECT jwt_sign('{\"name\": \"Zoë\", \"sub\": \"zoë\"}', $hs)")
+emoji=$("${PSQL[@]}" -d "$src" -c "SELECT jwt_sign('{\"name\": \"Zoë 🙂\"}', $hs)")
+read_back=$("${PSQL[@]}" -d jwt_latin1 -c "SELECT n || ' ' || octet_length(n) FROM (SELECT jwt_verify('$zoe', $hs) ->> 'name' AS n) s")
+expect "LATIN1: a token's UTF-8 claim is read in the database encoding" "Zoë 3" "$read_back"
+unverified=$("${PSQL[@]}" -d jwt_latin1 -c "SELECT jwt_decode_unverified('$zoe') ->> 'name'")
+expect "LATIN1: jwt_decode_unverified converts too" "Zoë" "$unverified"
+claim=$("${PSQL[@]}" -d jwt_latin1 -c "SELECT jwt_key_import($hs, 'HS256', 'hs'); BEGIN; SELECT jwt_authenticate('$zoe') IS NOT NULL; SELECT jwt_claim('sub'); COMMIT;" | tail -n 1)
+expect "LATIN1: jwt_claim reads the claim in the database encoding" "zoë" "$claim"
+untranslatable=$("${PSQL[@]}" -d jwt_latin1 -c "SELECT jwt_is_valid('$emoji', $hs)")
+expect "LATIN1: a character the encoding cannot hold is refused, not mangled" "f" "$untranslatable"
+sqlstate=$("${PSQL[@]}" -d jwt_latin1 -c "DO \$\$ BEGIN PERFORM jwt_verify('$emoji', $hs); EXCEPTION WHEN OTHERS THEN RAISE NOTICE '%', SQLSTATE; END \$\$" 2>&1 | sed 's/^NOTICE: *//')
+expect "LATIN1: ... with JW001" "JW001" "$sqlstate"
+written=$("${PSQL[@]}" -d jwt_latin1 -c "SELECT jwt_sign('{\"name\": \"Zoë\"}', $hs)")
+in_utf8=$("${PSQL[@]}" -d "$src" -c "SELECT jwt_verify('$written', $hs) ->> 'name'")
+expect "LATIN1: a token signed there holds UTF-8, read back in a UTF-8 database" "Zoë" "$in_utf8"
+round=$("${PSQL[@]}" -d jwt_latin1 -c "SELECT jwt_verify('$written', $hs) ->> 'name'")
+expect "LATIN1: ... and there" "Zoë" "$round"
+unset PGCLIENTENCODING
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -2,12 +2,18 @@
  * compat.h
  *		Differences between PostgreSQL server versions, kept in one place.
  *
- * Built and tested on 15; the guards below cover 13 to 17.
+ * jwt needs PostgreSQL 15 or later (the key table's UNIQUE NULLS NOT
+ * DISTINCT, MarkGUCPrefixReserved).  Built and tested on 15; 16 compiles
+ * behind the guards below but is not tested (no Debian package has it).
  */
 #ifndef JWT_COMPAT_H
 #define JWT_COMPAT_H
 
 #include "postgres.h"
+
+#if PG_VERSION_NUM < 150000
+#error "jwt needs PostgreSQL 15 or later"
+#endif
 
 /*
  * A background worker may connect as a role that cannot log in from 17 on;
@@ -20,16 +26,20 @@
 #define JWT_BGW_CONNECT_FLAGS	0
 #endif
 
-/* GUC prefixes are reserved with MarkGUCPrefixReserved from 15 on */
-#if PG_VERSION_NUM < 150000
-#define MarkGUCPrefixReserved(prefix)	EmitWarningsOnPlaceholders(prefix)
+/* InitMaterializedSRF() was named SetSingleFuncCall() in 15.0 */
+#if PG_VERSION_NUM < 150001
+#define InitMaterializedSRF(fcinfo, flags)	SetSingleFuncCall(fcinfo, flags)
 #endif
 
-/* numeric infinities and int64_to_numeric() arrived in 14 */
-#if PG_VERSION_NUM < 140000
-#define numeric_is_inf(n)	false
-#define int64_to_numeric(v) \
-	DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(v)))
+/*
+ * Whether a role may SET ROLE to another.  From 16 a grant may give
+ * membership without SET (GRANT ... WITH SET FALSE): ask for SET itself, as
+ * SET ROLE does.
+ */
+#if PG_VERSION_NUM >= 160000
+#define jwt_member_can_set_role(member, role)	member_can_set_role(member, role)
+#else
+#define jwt_member_can_set_role(member, role)	is_member_of_role(member, role)
 #endif
 
 #endif							/* JWT_COMPAT_H */

@@ -27,6 +27,7 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
+#include "compat.h"
 #include "errcodes.h"
 #include "session.h"
 
@@ -157,8 +158,14 @@ array_index(const char *seg, int len, uint32 *index)
 	return true;
 }
 
-bool
-jwt_claim_lookup(Jsonb *claims, const char *name, int len, JsonbValue *out)
+/*
+ * The claim name names: with path_only, read as a path and nothing else,
+ * so that a top-level claim spelled like the path ("app_metadata.role")
+ * cannot stand in for the nested one.
+ */
+static bool
+claim_lookup(Jsonb *claims, const char *name, int len, bool path_only,
+			 JsonbValue *out)
 {
 	JsonbContainer *c = &claims->root;
 	const char *p = name;
@@ -169,10 +176,10 @@ jwt_claim_lookup(Jsonb *claims, const char *name, int len, JsonbValue *out)
 
 	if (!JB_ROOT_IS_OBJECT(claims) || JB_ROOT_IS_SCALAR(claims))
 		return false;
-	if (getKeyJsonValueFromContainer(c, name, len, out) != NULL)
-		return true;
 	if (memchr(name, '.', len) == NULL && !(len > 0 && name[0] == '"'))
-		return false;
+		return getKeyJsonValueFromContainer(c, name, len, out) != NULL;
+	if (!path_only && getKeyJsonValueFromContainer(c, name, len, out) != NULL)
+		return true;
 
 	if (!path_valid(name, len))
 		ereport(ERROR,
@@ -206,6 +213,12 @@ jwt_claim_lookup(Jsonb *claims, const char *name, int len, JsonbValue *out)
 		c = out->type == jbvBinary ? out->val.binary.data : NULL;
 	}
 	return true;
+}
+
+bool
+jwt_claim_lookup(Jsonb *claims, const char *name, int len, JsonbValue *out)
+{
+	return claim_lookup(claims, name, len, false, out);
 }
 
 /* ----------------------------------------------------------------
@@ -503,11 +516,11 @@ switch_role(const char *name, GucAction action)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to set role \"%s\"", name),
 				 errdetail("A token cannot switch to a superuser role.")));
-	if (!is_member_of_role(GetSessionUserId(), roleid))
+	if (!jwt_member_can_set_role(GetSessionUserId(), roleid))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to set role \"%s\"", name),
-				 errdetail("Session user \"%s\" is not a member of role \"%s\".",
+				 errdetail("Session user \"%s\" may not SET ROLE to \"%s\".",
 						   GetUserNameFromId(GetSessionUserId(), false), name)));
 	(void) set_config_option("role", name, PGC_USERSET, PGC_S_SESSION, action,
 							 true, 0, false);
@@ -524,7 +537,7 @@ requested_role(Jsonb *claims)
 	{
 		JsonbValue	v;
 
-		if (jwt_claim_lookup(claims, role_claim, strlen(role_claim), &v))
+		if (claim_lookup(claims, role_claim, strlen(role_claim), true, &v))
 		{
 			if (v.type != jbvString || v.val.string.len == 0)
 				ereport(ERROR,

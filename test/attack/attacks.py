@@ -542,6 +542,61 @@ def numeric_jti_and_sub_revoked(ctx):
 
 
 @attack
+def role_claim_shadowed_by_flat_claim(ctx):
+    """jwt.role_claim names the nested app_metadata.role; a token also
+    carrying a top-level claim spelled "app_metadata.role" (a custom claim
+    an identity provider may let its users set) must not pick the role."""
+    su = ctx.session()
+    su.query("CREATE ROLE role_user NOLOGIN; CREATE ROLE role_admin NOLOGIN;"
+             " GRANT role_user, role_admin TO mallory;"
+             " ALTER ROLE mallory SET jwt.role_claim = 'app_metadata.role';")
+    both = issue(ctx, '{"sub": "m", "app_metadata.role": "role_admin", "app_metadata": {"role": "role_user"}}')
+    flat = issue(ctx, '{"sub": "m", "app_metadata.role": "role_admin"}')
+    m = ctx.session('mallory')
+    m.query('BEGIN;')
+    r = outcome(m, "SELECT jwt_authenticate(%s) IS NOT NULL, current_user;" % q(both))
+    ctx.check(r == 'OK t|role_user', 'role_claim_shadowed_by_flat_claim: the nested claim decides', r)
+    m.query('ROLLBACK;')
+    r = outcome(m, "SELECT jwt_authenticate(%s);" % q(flat))
+    ctx.check(r == 'ERROR 28000', 'role_claim_shadowed_by_flat_claim: the flat claim alone is no role claim', r)
+    m.close()
+    ctx.sessions.remove(m)
+    su.query("ALTER ROLE mallory RESET jwt.role_claim; DROP ROLE role_user; DROP ROLE role_admin;")
+
+
+@attack
+def worker_owner_cannot_log_in(ctx):
+    """The extension's owner is a role that cannot log in, as the worker
+    connects as that owner: on 15 and 16 the worker cannot connect, and
+    reuse detection must fail closed; from 17 it connects all the same."""
+    su = ctx.session()
+    su.query("CREATE ROLE jwt_nologin_owner SUPERUSER NOLOGIN; CREATE DATABASE jwt_nologin;")
+    d = ctx.session(db='jwt_nologin')
+    d.query("SET ROLE jwt_nologin_owner; CREATE EXTENSION jwt; SELECT jwt_key_generate('ES256'); RESET ROLE;")
+    owner = d.value("SELECT extowner::regrole FROM pg_extension WHERE extname = 'jwt';")
+    ctx.check(owner == 'jwt_nologin_owner', 'worker_owner_cannot_log_in: the owner is the NOLOGIN role', owner)
+    new_worker_api = int(d.value("SELECT current_setting('server_version_num');")) >= 170000
+    access, rt0 = d.rows("SELECT access_token, refresh_token FROM jwt_issue_pair('{\"sub\": \"nologin\"}');")[0]
+    rt1 = d.value('SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))
+    r = outcome(d, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))
+    ctx.check(r == 'ERROR JW010', 'worker_owner_cannot_log_in: the replay is JW010', r)
+    written = d.value("SELECT revoked_at IS NOT NULL FROM jwt_token_families WHERE sub = 'nologin';")
+    ctx.check(written == ('t' if new_worker_api else 'f'),
+              'worker_owner_cannot_log_in: the worker %s' % (
+                  'writes the revocation (17+)' if new_worker_api else 'could not connect'), written)
+    r = outcome(d, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt1))
+    ctx.check(r == 'ERROR JW010', 'worker_owner_cannot_log_in: the family refreshes no more', r)
+    su.query("ALTER ROLE jwt_nologin_owner LOGIN;")
+    r = outcome(d, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt1))
+    ctx.check(r == 'ERROR JW010', 'worker_owner_cannot_log_in: still refused once the owner may log in', r)
+    ctx.check(d.value("SELECT revoked_at IS NOT NULL FROM jwt_token_families WHERE sub = 'nologin';") == 't',
+              'worker_owner_cannot_log_in: ... and the revocation is written')
+    d.close()
+    ctx.sessions.remove(d)
+    su.query("DROP DATABASE jwt_nologin; DROP ROLE jwt_nologin_owner;")
+
+
+@attack
 def revocation_seen_inside_open_transaction(ctx):
     """A token verified in an open transaction, then revoked by another
     session (its jti, then its key): the next statement of the same

@@ -57,6 +57,17 @@ SELECT verify_outcome(jwt_sign('{}', k('rsa2_priv_pkcs8'), 'RS256', '{"kid":"enc
 SELECT verify_outcome(jwt_sign('{}', k('ed25519_priv'), 'EdDSA'), k('jwks_pub')) AS no_kid_fitting,
        verify_outcome(jwt_sign('{}', k('ec384_priv'), 'ES384'), k('jwks_pub')) AS no_kid_no_fit,
        verify_outcome(jwt_sign('{}', k('rsa2_priv_pkcs8'), 'RS256'), k('jwks_pub')) AS no_kid_wrong_key;
+-- a key set is read up to its limit of candidates and no further: a
+-- malformed key after eight that fit but do not verify is never parsed
+-- (without a kid that is a signature failure, not the key's 22023)
+CREATE TEMP TABLE decoys AS
+SELECT jsonb_agg(jwt_jwk_generate('ES256') - 'd') AS keys FROM generate_series(1, 8);
+SELECT verify_outcome(jwt_sign('{}', k('ec256_priv_pkcs8'), 'ES256'),
+         jsonb_build_object('keys', keys || '[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]')::text) AS malformed_ninth,
+       verify_outcome(jwt_sign('{}', k('ec256_priv_pkcs8'), 'ES256'),
+         jsonb_build_object('keys', '[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]'::jsonb || keys)::text) AS malformed_first
+FROM decoys;
+DROP TABLE decoys;
 -- the kid is an exact-match value, nothing more
 SELECT verify_outcome(jwt_sign('{}', k('rsa_priv_pkcs8'), 'RS256', jsonb_build_object('kid', kid)), k('jwks_pub')) AS outcome,
        left(kid, 12) AS kid

@@ -241,6 +241,31 @@ def refresh_token_signed_by_idp(ctx):
     su.query("DELETE FROM jwt_issuers WHERE issuer = 'https://idp.example';")
 
 
+@attack
+def refresh_token_rebound(ctx):
+    """A refresh+jwt signed with our own key but not the one issued for its
+    jti (another sub, other claims), or one whose stored expiry has passed
+    while its exp has not: none of them refreshes."""
+    su = ctx.session()
+    access, rt = pair(ctx, '{"sub": "rebound"}')
+    claims = su.value('SELECT jwt_decode_unverified(%s)::text;' % q(rt))
+    kid = su.value('SELECT jwt_header(%s) ->> \'kid\';' % q(rt))
+
+    def resign(change):
+        return su.value("SELECT jwt_sign(%s::jsonb || %s::jsonb, k.private_jwk::text, k.alg,"
+                        " jsonb_build_object('typ', 'refresh+jwt', 'kid', k.kid))"
+                        " FROM jwt_keys k WHERE k.kid = %s AND k.issuer IS NULL;" % (q(claims), q(change), q(kid)))
+    o = ctx.session('refresher')
+    for label, change in (('another sub', '{"sub": "mallory"}'), ('another claim', '{"x": 1}'),
+                          ('a later exp', '{"exp": %d}' % (int(time.time()) + 86400 * 60))):
+        r = outcome(o, 'SELECT access_token FROM jwt_refresh(%s);' % q(resign(change)))
+        ctx.check(r == 'ERROR JW010', 'refresh_token_rebound: our signature, %s: refused' % label, r)
+    su.query("UPDATE jwt_refresh_tokens SET expires_at = now() - interval '1 second'"
+             " WHERE jti = %s::jsonb ->> 'jti';" % q(claims))
+    r = outcome(o, 'SELECT access_token FROM jwt_refresh(%s);' % q(rt))
+    ctx.check(r == 'ERROR JW004', 'refresh_token_rebound: the stored expiry counts', r)
+
+
 # ----------------------------------------------------------------
 # 6. Reuse detection that fails open
 # ----------------------------------------------------------------
@@ -594,6 +619,45 @@ def worker_owner_cannot_log_in(ctx):
     d.close()
     ctx.sessions.remove(d)
     su.query("DROP DATABASE jwt_nologin; DROP ROLE jwt_nologin_owner;")
+
+
+@attack
+def revocation_cached_from_parallel_snapshot(ctx):
+    """A parallel query's leader loads the revocation cache with the
+    query's snapshot (a parallel query cannot take a newer one).  When a
+    revocation commits after that snapshot was taken but before the load,
+    the query may count the token valid (its snapshot says so), but the
+    cache must not carry that stale answer into later transactions."""
+    su = ctx.session()
+    su.query("SELECT jwt_key_generate('ES256', 'es-parallel');")
+    tok = su.value("SELECT jwt_issue('{\"sub\": \"par\"}', kid => 'es-parallel');")
+    su.query("CREATE TABLE par_tokens AS SELECT g, %s::text AS tok FROM generate_series(1, 20000) g;"
+             " ANALYZE par_tokens; GRANT SELECT ON par_tokens TO mallory;" % q(tok))
+    for what, revoke in (('jti', 'SELECT jwt_revoke(%s);' % q(tok)),
+                         ('key', "SELECT jwt_key_revoke('es-parallel');")):
+        m = ctx.session('mallory')     # a backend whose caches are cold
+        m.query("SET max_parallel_workers_per_gather = 2; SET parallel_setup_cost = 0;"
+                " SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;")
+        plan = '\n'.join(m.query('EXPLAIN (COSTS OFF) SELECT count(*) FROM par_tokens '
+                                 'WHERE (SELECT pg_sleep(2)) IS NOT NULL AND jwt_is_valid(tok);'))
+        ctx.check('Gather' in plan, 'revocation_cached_from_parallel_snapshot: the query is parallel', plan)
+        import threading
+        t = threading.Timer(1.0, lambda: su.query(revoke))
+        t.start()
+        # the snapshot is taken before the sleep; the revocation commits
+        # during it; the leader then loads its caches
+        m.query('SELECT count(*) FROM par_tokens WHERE (SELECT pg_sleep(2)) IS NOT NULL AND jwt_is_valid(tok);')
+        t.join()
+        # a parallel query first: a call outside parallel mode reloads anyway
+        r = outcome(m, 'SELECT count(*) FROM par_tokens WHERE jwt_is_valid(tok);')
+        ctx.check(r == 'OK 0', 'revocation_cached_from_parallel_snapshot: the %s revocation counts in the '
+                  'next parallel query' % what, r)
+        r = outcome(m, 'SELECT jwt_is_valid(%s);' % q(tok))
+        ctx.check(r == 'OK f', 'revocation_cached_from_parallel_snapshot: ... and outside one', r)
+        m.close()
+        ctx.sessions.remove(m)
+        su.query('DELETE FROM jwt_revoked;')
+    su.query('DROP TABLE par_tokens;')
 
 
 @attack

@@ -495,6 +495,43 @@ REVOKE ALL ON FUNCTION @extschema@.jwt_key_stage(text, text),
 
 DROP FUNCTION @extschema@._jwt_key_set_state(text, text);
 
--- jwt_keys_changed had no comment before
-COMMENT ON FUNCTION @extschema@.jwt_keys_changed() IS
-'statement trigger on jwt_keys and jwt_issuers: tells every backend to drop its key caches';
+-- The caches' trigger function is internal: named as the other helpers,
+-- not for PUBLIC (only the tables' triggers call it; they follow the
+-- rename), and with a comment like every other function.
+ALTER FUNCTION @extschema@.jwt_keys_changed() RENAME TO _jwt_keys_changed;
+REVOKE ALL ON FUNCTION @extschema@._jwt_keys_changed() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@._jwt_keys_changed() IS
+'statement trigger on the key, issuer and revocation tables: tells every backend (and hot standby) to drop its caches';
+
+-- Every internal function says what it is for, and none is for PUBLIC.
+REVOKE ALL ON FUNCTION @extschema@._jwt_jwk_usable(jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@._jwt_key_insert(jsonb, text, text, timestamptz) IS
+'internal: store one key in its namespace (refuses a revoked or taken kid)';
+COMMENT ON FUNCTION @extschema@._jwt_issuer_ensure(text) IS
+'internal: the trusted issuer''s row, made if missing';
+COMMENT ON FUNCTION @extschema@._jwt_jwk_usable(jsonb) IS
+'internal: whether a JWK of a key set is a signing key of a type and curve jwt handles';
+COMMENT ON FUNCTION @extschema@._jwt_verify_refresh(text) IS
+'internal: a refresh token''s claims, verified with our own keys only';
+COMMENT ON FUNCTION @extschema@._jwt_verify_signature(text) IS
+'internal: a token''s claims when our own key signed it, expired or not (for jwt_revoke)';
+COMMENT ON FUNCTION @extschema@._jwt_family_revoke(uuid, text) IS
+'internal: revoke a token family in a background worker''s own transaction';
+COMMENT ON FUNCTION @extschema@._jwt_raise(text, text, text) IS
+'internal: raise an error with a jwt SQLSTATE, keeping the statement out of the log';
+COMMENT ON FUNCTION @extschema@._jwt_assert_primary(text) IS
+'internal: refuse a write on a hot standby with a clear error';
+COMMENT ON FUNCTION @extschema@._jwt_sign_own(jsonb, text, text, interval, jsonb) IS
+'internal: sign with the newest active own key, filling in iat, exp, jti and iss';
+COMMENT ON FUNCTION @extschema@._jwt_refresh_token(uuid, text, interval) IS
+'internal: a new refresh token of a family, stored with its digest';
+COMMENT ON FUNCTION @extschema@._jwt_family_pending(uuid) IS
+'internal: whether a family''s revocation is recorded but not yet written';
+COMMENT ON FUNCTION @extschema@._jwt_sign_private(jsonb, jsonb, text, jsonb) IS
+'internal: jwt_sign with a private JWK of the key table, through no key cache';
+COMMENT ON FUNCTION @extschema@._jwt_key_json(text) IS
+'internal: a key argument''s JSON as jsonb, with errors that do not echo the key';
+COMMENT ON FUNCTION @extschema@._jwt_key_was_revoked(jsonb, text, text) IS
+'internal: whether a key (by kid or thumbprint) was revoked in its namespace';
+COMMENT ON FUNCTION @extschema@._jwt_key_set_state(text, text, boolean, text) IS
+'internal: the lifecycle step of the key a kid names';

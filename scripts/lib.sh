@@ -8,6 +8,8 @@ set -euo pipefail
 
 PG_MAJOR=${PG_MAJOR:-15}
 PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+# that version's pg_config, psql, pg_dump... whatever else is installed
+export PG_MAJOR PG_CONFIG=$PG_BIN/pg_config PATH=$PG_BIN:$PATH
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export DEBIAN_FRONTEND=noninteractive
 

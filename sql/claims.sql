@@ -34,7 +34,8 @@ RESET jwt.leeway;
 SELECT verify_outcome(jwt_sign('{"exp":1767225570}', 'secret')) AS guc_reset;
 SELECT outcome($$SELECT jwt_verify('a.b.c', 's', leeway => '-1 second')$$) AS negative_leeway;
 SELECT outcome($$SELECT jwt_verify('a.b.c', 's', leeway => '100 years')$$) AS huge_leeway;
-SELECT outcome($$SET jwt.leeway = -5$$) AS negative_guc;
+-- (the range, which 17 prints with units, is left out)
+SELECT split_part(outcome($$SET jwt.leeway = -5$$), ' (', 1) AS negative_guc;
 SELECT outcome($$SET jwt.no_such_setting = 1$$) AS reserved_prefix;
 
 -- Without now => the statement's clock is used

@@ -352,6 +352,16 @@ JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'jwt'
 WHERE p.prosecdef AND NOT coalesce(p.proconfig @> '{"search_path=pg_catalog, pg_temp"}', false);
 SELECT count(*) AS leakproof FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'jwt' WHERE p.proleakproof;
+-- internal functions (a leading underscore) are not for PUBLIC, and every
+-- function has a comment
+SELECT p.oid::regprocedure AS internal_for_public
+FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'jwt'
+WHERE p.proname LIKE '\_%' AND has_function_privilege('public', p.oid, 'EXECUTE');
+SELECT p.oid::regprocedure AS without_comment
+FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'jwt'
+WHERE obj_description(p.oid, 'pg_proc') IS NULL ORDER BY 1::text;
 -- EXECUTE granted to PUBLIC: exactly the functions anyone may call
 SELECT p.proname
 FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'

@@ -18,7 +18,7 @@
 #include <emmintrin.h>
 #endif
 
-static const char enc_table[64] =
+static const char enc_table[64 + 1] =	/* + 1: the literal's NUL, unused */
 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /* -1 for bytes outside the alphabet */

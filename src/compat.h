@@ -42,4 +42,14 @@
 #define jwt_member_can_set_role(member, role)	is_member_of_role(member, role)
 #endif
 
+/*
+ * RelationGetPrimaryKeyIndex() takes deferrable_ok from 18 on; the
+ * revocation tables' primary keys are not deferrable.
+ */
+#if PG_VERSION_NUM >= 180000
+#define jwt_primary_key_index(rel)	RelationGetPrimaryKeyIndex(rel, false)
+#else
+#define jwt_primary_key_index(rel)	RelationGetPrimaryKeyIndex(rel)
+#endif
+
 #endif							/* JWT_COMPAT_H */

@@ -909,7 +909,7 @@ jwt_keys_changed(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("jwt_keys_changed() must be called as a trigger")));
+				 errmsg("_jwt_keys_changed() must be called as a trigger")));
 	jwt_store_changed(RelationGetRelid(trigdata->tg_relation));
 	PG_RETURN_POINTER(NULL);
 }

@@ -126,7 +126,7 @@ probe(Oid relid, RegProcedure eqproc, Datum key, Snapshot snap, HeapTuple *tuple
 	bool		found;
 
 	rel = table_open(relid, AccessShareLock);
-	indexid = RelationGetPrimaryKeyIndex(rel);
+	indexid = jwt_primary_key_index(rel);
 	if (!OidIsValid(indexid))
 		elog(ERROR, "table \"%s\" has no primary key", RelationGetRelationName(rel));
 

@@ -88,9 +88,29 @@ objects_sql="SELECT pg_describe_object(classid, objid, 0) || ' ' ||
   coalesce((SELECT p.provolatile::text || p.proparallel::text || p.prosecdef::text || coalesce(p.proconfig::text, '') ||
                    coalesce(p.proacl::text, '')
             FROM pg_proc p WHERE classid = 'pg_proc'::regclass AND p.oid = objid), '') ||
-  coalesce((SELECT c.relacl::text FROM pg_class c WHERE classid = 'pg_class'::regclass AND c.oid = objid), '')
+  coalesce((SELECT coalesce(c.relacl::text, '') || ' ' || c.relreplident::text FROM pg_class c WHERE classid = 'pg_class'::regclass AND c.oid = objid), '') ||
+  ' ' || coalesce(obj_description(objid, (SELECT relname FROM pg_class WHERE oid = classid)), '(no comment)')
 FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
-  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'jwt') ORDER BY 1"
+  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'jwt')
+UNION ALL
+-- the extension's tables: columns, constraints, indexes, triggers, policies
+SELECT c.relname || ' column ' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) ||
+       CASE WHEN a.attnotnull THEN ' not null' ELSE '' END ||
+       coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), '')
+FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
+WHERE c.relnamespace = 'public'::regnamespace AND c.relname LIKE 'jwt\_%' AND c.relkind = 'r'
+UNION ALL
+SELECT conrelid::regclass || ' constraint ' || conname || ' ' || pg_get_constraintdef(oid)
+FROM pg_constraint WHERE conrelid::regclass::text LIKE 'jwt\_%'
+UNION ALL
+SELECT tablename || ' index ' || indexdef FROM pg_indexes WHERE tablename LIKE 'jwt\_%'
+UNION ALL
+SELECT tgrelid::regclass || ' trigger ' || pg_get_triggerdef(oid) FROM pg_trigger
+WHERE NOT tgisinternal AND tgrelid::regclass::text LIKE 'jwt\_%'
+UNION ALL
+SELECT tablename || ' policy ' || policyname || ' ' || coalesce(qual, '') FROM pg_policies WHERE tablename LIKE 'jwt\_%'
+ORDER BY 1"
 current=$("${PSQL[@]}" -d "$src" -c "SELECT default_version FROM pg_available_extensions WHERE name = 'jwt'")
 fresh=$("${PSQL[@]}" -d "$src" -c "$objects_sql")
 for old in 0.1 0.2 0.3 0.4; do

@@ -45,7 +45,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(HERE, '..', 'stress'))
 from stresslib import Session, Tally  # noqa: E402
 
-PG_BIN = '/usr/lib/postgresql/15/bin'
+PG_BIN = '/usr/lib/postgresql/%s/bin' % os.environ.get('PG_MAJOR', '15')
 PRIMARY_PORT = 5441
 STANDBY_PORT = 5442
 DB = 'jwt_replica'

@@ -596,6 +596,27 @@ def role_claim_shadowed_by_flat_claim(ctx):
 
 
 @attack
+def role_granted_without_set(ctx):
+    """From PostgreSQL 16 a role can be granted WITH SET FALSE: membership
+    without the right to SET ROLE.  A token naming such a role must be
+    refused by jwt's own check, as SET ROLE refuses it.  (15 has no such
+    grant: nothing to try there.)"""
+    su = ctx.session()
+    if int(su.value("SELECT current_setting('server_version_num');")) < 160000:
+        return
+    su.query("CREATE ROLE role_noset NOLOGIN; GRANT role_noset TO mallory WITH SET FALSE;"
+             " ALTER ROLE mallory SET jwt.role_claim = 'role';")
+    tok = issue(ctx, '{"sub": "m", "role": "role_noset"}')
+    m = ctx.session('mallory')
+    lines = m.query('SELECT jwt_authenticate(%s);' % q(tok), allow_error=True)
+    ctx.check(error_of(lines) == '42501' and any('may not SET ROLE' in l for l in lines),
+              'role_granted_without_set: refused by jwt\'s pre-check (42501)', '\n'.join(lines))
+    m.close()
+    ctx.sessions.remove(m)
+    su.query("ALTER ROLE mallory RESET jwt.role_claim; DROP ROLE role_noset;")
+
+
+@attack
 def worker_owner_cannot_log_in(ctx):
     """The extension's owner is a role that cannot log in, as the worker
     connects as that owner: on 15 and 16 the worker cannot connect, and

@@ -21,6 +21,11 @@ OBJS = \
 	src/revocation.o \
 	src/jwt.o
 
+# the install script of the current version, built from src/sql/*.sql (in
+# name order); the install script of 0.1 and the upgrade scripts stay as they
+# were released, for CREATE EXTENSION jwt VERSION '0.1' and ALTER EXTENSION
+# jwt UPDATE
+DATA_built = jwt--$(EXTVERSION).sql
 DATA = jwt--0.1.sql jwt--0.1--0.2.sql jwt--0.2--0.3.sql jwt--0.3--0.4.sql jwt--0.4--0.5.sql
 
 # pg_regress suites, in order: fixtures first, the others use its keys
@@ -36,6 +41,12 @@ SHLIB_LINK = -lcrypto
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# after the include: PGXS's "all" must stay the default goal
+SQL_SOURCES = $(sort $(wildcard $(srcdir)/src/sql/*.sql))
+jwt--$(EXTVERSION).sql: $(SQL_SOURCES)
+	cat $(SQL_SOURCES) > $@.tmp
+	mv $@.tmp $@
+
 # PGXS tracks no header dependencies: rebuild everything when a header
 # changes, or objects built against an older struct layout get linked in
 $(OBJS): $(wildcard $(srcdir)/src/*.h)
@@ -46,3 +57,16 @@ unitcheck:
 	$(MAKE) -C test/unit check
 unitcheck-asan:
 	$(MAKE) -C test/unit check-asan
+
+# a PGXN distribution: HEAD as git archives it, plus the built install
+# script, under the top directory jwt-<version>/ (the version of META.json)
+DISTVERSION = $(shell sed -n 's/^   "version": "\([^"]*\)",$$/\1/p' $(srcdir)/META.json)
+DISTNAME = $(EXTENSION)-$(DISTVERSION)
+.PHONY: dist
+dist: jwt--$(EXTVERSION).sql
+	@git -C $(srcdir) diff --quiet HEAD -- || \
+		echo "warning: changes not committed are not in $(DISTNAME).zip" >&2
+	rm -f $(DISTNAME).zip
+	git -C $(srcdir) archive --format=zip --prefix=$(DISTNAME)/ \
+		--add-file=$(CURDIR)/jwt--$(EXTVERSION).sql -o $(CURDIR)/$(DISTNAME).zip HEAD
+	@echo $(DISTNAME).zip

@@ -1,0 +1,23 @@
+-- jwt--0.5.sql: JSON Web Tokens for PostgreSQL, the install script of 0.5
+--
+-- Built by the Makefile from the files src/sql/NN_name.sql, concatenated in
+-- name order: edit those, not this one.  A fresh CREATE EXTENSION jwt runs
+-- this script alone.  The upgrade scripts jwt--0.1--0.2.sql ...
+-- jwt--0.4--0.5.sql (after jwt--0.1.sql) make the same objects step by step,
+-- for databases made by an earlier version; test/databases/run.sh checks
+-- that both roads end in the same catalog.
+--
+--   10_tokens.sql    jwt_sign, jwt_verify, jwt_is_valid and the inspection
+--                    functions: tokens, with keys passed as arguments
+--   20_keys.sql      the key and issuer tables, JWKs, the key lifecycle and
+--                    issuing with our own keys
+--   30_sessions.sql  the identity of a transaction and PostgREST's hook
+--   40_refresh.sql   refresh token families, rotation and revocation
+--   50_caches.sql    the per-backend caches
+--
+-- From 20_keys.sql on, every name is schema-qualified with @extschema@ or
+-- pg_catalog, so that neither this script nor the SECURITY DEFINER functions
+-- (which also pin search_path) can be redirected by a hostile search_path.
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION jwt" to load this file. \quit

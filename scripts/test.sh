@@ -6,7 +6,8 @@
 #                                     suite, then 17 and 18, each in a Debian
 #                                     root of its own (scripts/roots.sh), with
 #                                     the suites whose behaviour depends on the
-#                                     server
+#                                     server; then pg_upgrade from 15 to 18
+#                                     with the extension's data (test/upgrade)
 #   bash scripts/test.sh --pg 17      one version (JWT_PG_VERSIONS="15 18"
 #                                     picks several)
 #   bash scripts/test.sh --here       this environment only (PG_MAJOR, default
@@ -64,6 +65,24 @@ if [ "$mode" = matrix ]; then
 		total_fail=$((total_fail + tf))
 		rm -f "$summary"
 	done
+	# pg_upgrade from 15 to 18 with the extension's data, when both are run
+	if [[ " $versions " == *" 15 "* && " $versions " == *" 18 "* ]]; then
+		out=$(mktemp)
+		t0=$(date +%s)
+		log "suite: pg_upgrade 15 -> 18 (test/upgrade)"
+		bash "$REPO/test/upgrade/run.sh" >"$out" 2>&1 || true
+		grep -E '^FAIL' "$out" | head -n 40 || true
+		tail -n 4 "$out"
+		took=$(( $(date +%s) - t0 ))
+		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1 || true)
+		tp=${line%% *}
+		tf=$(echo "$line" | cut -d' ' -f3)
+		[ -n "$line" ] || { tp=0; tf=1; }
+		lines+=("$(printf '15→18 %-20s %6d passed, %d failed  (%d min %02d s)' "pg_upgrade" "$tp" "$tf" $((took / 60)) $((took % 60)))")
+		total_pass=$((total_pass + tp))
+		total_fail=$((total_fail + tf))
+		rm -f "$out"
+	fi
 	echo
 	printf '%s\n' "${lines[@]}"
 	echo "$total_pass passed, $total_fail failed"

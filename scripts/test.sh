@@ -92,10 +92,10 @@ fi
 
 # ---- one version, here ------------------------------------------------------
 if $server_only; then
-	ensure_packages "${BASE_PACKAGES[@]}" python3-jwt python3-jwcrypto python3-cryptography
+	ensure_packages "${BASE_PACKAGES[@]}" python3-jwt python3-jwcrypto python3-cryptography pgbouncer
 else
 	ensure_packages "${BASE_PACKAGES[@]}" clang libclang-rt-14-dev \
-		python3-jwt python3-jwcrypto python3-cryptography
+		python3-jwt python3-jwcrypto python3-cryptography pgbouncer
 fi
 log "PostgreSQL $("$PG_CONFIG" --version)"
 build_and_install
@@ -179,6 +179,8 @@ server_suite replica 10 "replica (a primary and a hot standby of its own; pgbenc
 	/usr/bin/python3 "$REPO/test/replica/run.py" --bench 2
 server_suite concurrency 1 "concurrency (8 clients refresh one token at once)" \
 	/usr/bin/python3 "$REPO/test/concurrency/refresh_race.py"
+server_suite pooler 4 "pooler (PgBouncer: 32 clients over 4 server connections; session pooling)" \
+	/usr/bin/python3 "$REPO/test/pooler/run.py"
 suite mutation 3 "mutation (>= 100,000 mutated tokens through jwt_verify)" \
 	/usr/bin/python3 "$REPO/test/stress/mutation.py"
 suite json-diff 3 "JSON differential (strict parser vs an oracle and jsonb_in)" \

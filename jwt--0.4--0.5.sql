@@ -535,3 +535,6 @@ COMMENT ON FUNCTION @extschema@._jwt_key_was_revoked(jsonb, text, text) IS
 'internal: whether a key (by kid or thumbprint) was revoked in its namespace';
 COMMENT ON FUNCTION @extschema@._jwt_key_set_state(text, text, boolean, text) IS
 'internal: the lifecycle step of the key a kid names';
+
+COMMENT ON FUNCTION @extschema@.jwt_cache_stats() IS
+'this backend''s caches: parsed key arguments (key) and verified signatures (verify), for sizing jwt.key_cache_size, jwt.key_cache_memory and jwt.verify_cache_size';

@@ -96,14 +96,12 @@ in_root() {
 	# a stash commit is not on any branch: fetch it by its hash
 	git -C "$dir/work/jwt" fetch -q "$REPO" "$rev" 2>/dev/null || true
 	git -C "$dir/work/jwt" checkout -q "$rev"
-	trap 'unmount_root' RETURN
-	mount_root "$dir"
+	mount_root "$dir"		# unmounted below, or by the caller's EXIT trap
 	rc=0
 	chroot "$dir" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
 		PG_MAJOR="$v" JWT_SUMMARY=/work/summary CI="${CI:-}" \
 		"$@" || rc=$?
 	cp "$dir/work/summary" "$summary" 2>/dev/null || true
 	unmount_root
-	trap - RETURN
 	return $rc
 }

@@ -776,7 +776,7 @@ in_server_encoding(const char **data, size_t *len, bool utf8_input)
 	unsigned char *dest;
 	Oid			proc;
 
-	if (*len > (size_t) PG_INT32_MAX / MAX_CONVERSION_GROWTH)
+	if (*len > (size_t) PG_INT32_MAX)
 		return false;
 	if (plain_ascii(*data, *len))
 		return true;
@@ -788,7 +788,7 @@ in_server_encoding(const char **data, size_t *len, bool utf8_input)
 		return true;
 
 	proc = FindDefaultConversionProc(PG_UTF8, enc);
-	if (!OidIsValid(proc))
+	if (!OidIsValid(proc) || *len > (size_t) (PG_INT32_MAX - 1) / MAX_CONVERSION_GROWTH)
 		return false;
 	destlen = (int) *len * MAX_CONVERSION_GROWTH + 1;
 	dest = palloc(destlen);

@@ -15,4 +15,4 @@ AS 'MODULE_PATHNAME', 'jwt_cache_stats'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 
 COMMENT ON FUNCTION @extschema@.jwt_cache_stats() IS
-'this backend''s caches: parsed key arguments (key) and verified signatures (verify), for sizing jwt.key_cache_size and jwt.verify_cache_size';
+'this backend''s caches: parsed key arguments (key) and verified signatures (verify), for sizing jwt.key_cache_size, jwt.key_cache_memory and jwt.verify_cache_size';

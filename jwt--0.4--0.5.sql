@@ -501,7 +501,7 @@ DROP FUNCTION @extschema@._jwt_key_set_state(text, text);
 ALTER FUNCTION @extschema@.jwt_keys_changed() RENAME TO _jwt_keys_changed;
 REVOKE ALL ON FUNCTION @extschema@._jwt_keys_changed() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@._jwt_keys_changed() IS
-'statement trigger on the key, issuer and revocation tables: tells every backend (and hot standby) to drop its caches';
+'trigger on the key, issuer and revocation tables (per statement; per row when a logical replication subscriber applies a change): tells every backend (and hot standby) to drop its caches';
 
 -- Every internal function says what it is for, and none is for PUBLIC.
 REVOKE ALL ON FUNCTION @extschema@._jwt_jwk_usable(jsonb) FROM PUBLIC;
@@ -538,3 +538,23 @@ COMMENT ON FUNCTION @extschema@._jwt_key_set_state(text, text, boolean, text) IS
 
 COMMENT ON FUNCTION @extschema@.jwt_cache_stats() IS
 'this backend''s caches: parsed key arguments (key) and verified signatures (verify), for sizing jwt.key_cache_size, jwt.key_cache_memory and jwt.verify_cache_size';
+
+-- A logical replication subscriber's apply worker fires row triggers only,
+-- and only those enabled for replica mode: these send the caches'
+-- invalidation there (they never fire in an ordinary session).
+CREATE TRIGGER jwt_keys_applied
+  AFTER INSERT OR UPDATE OR DELETE ON @extschema@.jwt_keys
+  FOR EACH ROW EXECUTE FUNCTION @extschema@._jwt_keys_changed();
+CREATE TRIGGER jwt_issuers_applied
+  AFTER INSERT OR UPDATE OR DELETE ON @extschema@.jwt_issuers
+  FOR EACH ROW EXECUTE FUNCTION @extschema@._jwt_keys_changed();
+CREATE TRIGGER jwt_revoked_applied
+  AFTER INSERT OR UPDATE OR DELETE ON @extschema@.jwt_revoked
+  FOR EACH ROW EXECUTE FUNCTION @extschema@._jwt_keys_changed();
+CREATE TRIGGER jwt_revoked_subjects_applied
+  AFTER INSERT OR UPDATE OR DELETE ON @extschema@.jwt_revoked_subjects
+  FOR EACH ROW EXECUTE FUNCTION @extschema@._jwt_keys_changed();
+ALTER TABLE @extschema@.jwt_keys ENABLE REPLICA TRIGGER jwt_keys_applied;
+ALTER TABLE @extschema@.jwt_issuers ENABLE REPLICA TRIGGER jwt_issuers_applied;
+ALTER TABLE @extschema@.jwt_revoked ENABLE REPLICA TRIGGER jwt_revoked_applied;
+ALTER TABLE @extschema@.jwt_revoked_subjects ENABLE REPLICA TRIGGER jwt_revoked_subjects_applied;

@@ -177,6 +177,8 @@ server_suite databases 1 "databases (dump and restore, upgrade, hostile search_p
 	bash "$REPO/test/databases/run.sh"
 server_suite replica 10 "replica (a primary and a hot standby of its own; pgbench smoke)" \
 	/usr/bin/python3 "$REPO/test/replica/run.py" --bench 2
+server_suite logical 4 "logical replication (a publisher and a subscriber of its own)" \
+	/usr/bin/python3 "$REPO/test/logical/run.py"
 server_suite concurrency 1 "concurrency (8 clients refresh one token at once)" \
 	/usr/bin/python3 "$REPO/test/concurrency/refresh_race.py"
 server_suite pooler 4 "pooler (PgBouncer: 32 clients over 4 server connections; session pooling)" \

@@ -107,7 +107,7 @@ LANGUAGE C;
 
 REVOKE ALL ON FUNCTION @extschema@._jwt_keys_changed() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@._jwt_keys_changed() IS
-'statement trigger on the key, issuer and revocation tables: tells every backend (and hot standby) to drop its caches';
+'trigger on the key, issuer and revocation tables (per statement; per row when a logical replication subscriber applies a change): tells every backend (and hot standby) to drop its caches';
 
 CREATE TRIGGER jwt_keys_changed
   AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.jwt_keys
@@ -115,6 +115,19 @@ CREATE TRIGGER jwt_keys_changed
 CREATE TRIGGER jwt_issuers_changed
   AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.jwt_issuers
   FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._jwt_keys_changed();
+
+-- A logical replication subscriber's apply worker fires row triggers only,
+-- and only those enabled for replica mode: these send the same invalidation
+-- there (they never fire in an ordinary session).  TRUNCATE needs none: it
+-- gives the table a new file, which invalidates its relcache entry anyway.
+CREATE TRIGGER jwt_keys_applied
+  AFTER INSERT OR UPDATE OR DELETE ON @extschema@.jwt_keys
+  FOR EACH ROW EXECUTE FUNCTION @extschema@._jwt_keys_changed();
+CREATE TRIGGER jwt_issuers_applied
+  AFTER INSERT OR UPDATE OR DELETE ON @extschema@.jwt_issuers
+  FOR EACH ROW EXECUTE FUNCTION @extschema@._jwt_keys_changed();
+ALTER TABLE @extschema@.jwt_keys ENABLE REPLICA TRIGGER jwt_keys_applied;
+ALTER TABLE @extschema@.jwt_issuers ENABLE REPLICA TRIGGER jwt_issuers_applied;
 
 -- ----------------------------------------------------------------
 -- JWK building blocks (C)

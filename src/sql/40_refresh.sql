@@ -80,6 +80,15 @@ CREATE TRIGGER jwt_revoked_changed
 CREATE TRIGGER jwt_revoked_subjects_changed
   AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.jwt_revoked_subjects
   FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._jwt_keys_changed();
+-- and on a logical replication subscriber, as for the keys (20_keys.sql)
+CREATE TRIGGER jwt_revoked_applied
+  AFTER INSERT OR UPDATE OR DELETE ON @extschema@.jwt_revoked
+  FOR EACH ROW EXECUTE FUNCTION @extschema@._jwt_keys_changed();
+CREATE TRIGGER jwt_revoked_subjects_applied
+  AFTER INSERT OR UPDATE OR DELETE ON @extschema@.jwt_revoked_subjects
+  FOR EACH ROW EXECUTE FUNCTION @extschema@._jwt_keys_changed();
+ALTER TABLE @extschema@.jwt_revoked ENABLE REPLICA TRIGGER jwt_revoked_applied;
+ALTER TABLE @extschema@.jwt_revoked_subjects ENABLE REPLICA TRIGGER jwt_revoked_subjects_applied;
 
 -- ----------------------------------------------------------------
 -- Building blocks (C)

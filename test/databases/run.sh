@@ -106,7 +106,7 @@ FROM pg_constraint WHERE conrelid::regclass::text LIKE 'jwt\_%'
 UNION ALL
 SELECT tablename || ' index ' || indexdef FROM pg_indexes WHERE tablename LIKE 'jwt\_%'
 UNION ALL
-SELECT tgrelid::regclass || ' trigger ' || pg_get_triggerdef(oid) FROM pg_trigger
+SELECT tgrelid::regclass || ' trigger ' || pg_get_triggerdef(oid) || ' enabled ' || tgenabled::text FROM pg_trigger
 WHERE NOT tgisinternal AND tgrelid::regclass::text LIKE 'jwt\_%'
 UNION ALL
 SELECT tablename || ' policy ' || policyname || ' ' || coalesce(qual, '') FROM pg_policies WHERE tablename LIKE 'jwt\_%'

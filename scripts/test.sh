@@ -181,7 +181,7 @@ server_suite logical 4 "logical replication (a publisher and a subscriber of its
 	/usr/bin/python3 "$REPO/test/logical/run.py"
 server_suite concurrency 1 "concurrency (8 clients refresh one token at once)" \
 	/usr/bin/python3 "$REPO/test/concurrency/refresh_race.py"
-server_suite pooler 4 "pooler (PgBouncer: 32 clients over 4 server connections; session pooling)" \
+server_suite pooler 6 "pooler (PgBouncer: 32 clients over 4 server connections; session pooling; prepared statements on 1.21+)" \
 	/usr/bin/python3 "$REPO/test/pooler/run.py"
 suite mutation 3 "mutation (>= 100,000 mutated tokens through jwt_verify)" \
 	/usr/bin/python3 "$REPO/test/stress/mutation.py"

@@ -17,7 +17,13 @@ its own, as postgres:
   rows lost or doubled, unexpected errors: all must be 0.
 - session pooling with server_reset_query = DISCARD ALL and
   jwt_authenticate(token, 'session'): the next client on the same server
-  connection has no identity and the login role.
+  connection has no identity and the login role;
+- with PgBouncer 1.21 or later (17 and 18 here), the same transaction with
+  protocol-level prepared statements: pgbench -M prepared, 16 clients over 4
+  server connections, 800 transactions, each check a division by zero when
+  it fails; PgBouncer's counters show that every statement was bound.
+
+POOLER_ONLY=prepared runs only the last part (for development).
 
 Ends with "N passed, M failed".
 """
@@ -242,6 +248,87 @@ def session_pooling(T, su):
         b.stop()
 
 
+PGBENCH_SCRIPT = """\\set u random(0, 31)
+BEGIN;
+SELECT 1 / (jwt_claim('sub') IS NULL AND current_user = 'authenticator')::int AS no_identity_yet;
+SELECT jwt_authenticate((SELECT token FROM pool_tokens WHERE id = :u)) IS NOT NULL;
+SELECT 1 / coalesce(current_user = 'web_user' AND jwt_claim('sub') = 'user' || :u::text, false)::int AS own_identity;
+INSERT INTO notes (owner, client, n) VALUES (jwt_claim('sub'), :u, -1);
+SELECT 1 / (count(*) FILTER (WHERE owner <> 'user' || :u::text) = 0)::int AS no_other_rows FROM notes;
+COMMIT;
+"""
+
+
+def bouncer_version():
+    out = subprocess.run([PGBOUNCER, '--version'], stdout=subprocess.PIPE, text=True).stdout
+    try:
+        return tuple(int(x) for x in out.split()[1].split('.')[:2])
+    except (IndexError, ValueError):
+        return (0, 0)
+
+
+def prepared_statements(T, su):
+    """pgbench -M prepared (protocol-level prepared statements) through
+    transaction pooling: PgBouncer tracks them from 1.21 on
+    (max_prepared_statements); a check that fails raises a division by
+    zero, which pgbench counts."""
+    version = bouncer_version()
+    if version < (1, 21):
+        print('prepared statements: PgBouncer %d.%d tracks no protocol-level prepared statements '
+              '(1.21 and later do): not run' % version)
+        return
+    pgbench = shutil.which('pgbench')
+    su.query("CREATE TABLE pool_tokens AS SELECT g AS id, jwt_issue(jsonb_build_object("
+             "'sub', 'user' || g, 'role', 'web_user'), ttl => '1 hour') AS token FROM generate_series(0, 31) g;"
+             " GRANT SELECT ON pool_tokens TO authenticator, web_user;")
+    b = Bouncer('transaction', 6473, 'max_prepared_statements = 100')
+    script = os.path.join(b.dir, 'request.sql')
+    try:
+        with open(script, 'w') as f:
+            f.write(PGBENCH_SCRIPT)
+        before = int(su.value("SELECT count(*) FROM notes WHERE n = -1;"))
+        # one thread per client: pgbench prepares a statement synchronously,
+        # so with several clients on a thread, one waiting for a server
+        # connection blocks the others, which hold all four in their
+        # transactions: a deadlock of the benchmark, not of the server
+        try:
+            r = subprocess.run([pgbench, '-n', '-M', 'prepared', '-c', '16', '-j', '16', '-t', '50', '-f', script,
+                                '-h', b.dir, '-p', str(b.port), '-U', 'authenticator', DB],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+        except subprocess.TimeoutExpired as e:
+            r = subprocess.CompletedProcess(e.cmd, -1, (e.stdout or b'').decode() + '\n(timed out)')
+        if r.returncode != 0:
+            print(r.stdout[-3000:])
+            with open(os.path.join(b.dir, 'pgbouncer.log'), errors='replace') as f:
+                print(''.join(f.readlines()[-40:]))
+        done = [l for l in r.stdout.splitlines() if 'actually processed' in l or 'failed' in l]
+        print('prepared statements (PgBouncer %d.%d, pgbench -M prepared): %s' % (version + ('; '.join(done),)))
+        # PgBouncer's own counters: the statements went through as
+        # protocol-level prepared statements (Bind messages), re-prepared on
+        # whichever server connection a transaction got
+        admin = subprocess.run(['psql', '-X', '-A', '-F', '|', '-h', b.dir, '-p', str(b.port), '-U', 'postgres',
+                                '-c', 'SHOW STATS', 'pgbouncer'],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout.splitlines()
+        stats = {}
+        if len(admin) >= 2:
+            for row in admin[1:]:
+                vals = dict(zip(admin[0].split('|'), row.split('|')))
+                if vals.get('database') == DB:
+                    stats = vals
+        binds = int(stats.get('total_bind_count', '0') or 0)
+        print('  PgBouncer: %s client parses, %s server parses, %d binds'
+              % (stats.get('total_client_parse_count'), stats.get('total_server_parse_count'), binds))
+        T.check(binds >= 800 * 7, 'prepared statements: PgBouncer bound every statement of every transaction',
+                str(stats))
+        after = int(su.value("SELECT count(*) FROM notes WHERE n = -1;"))
+        T.check(r.returncode == 0 and 'actually processed: 800/800' in r.stdout,
+                'prepared statements: 800 transactions, every check held', r.stdout[-600:])
+        T.check(after - before == 800, 'prepared statements: 800 rows written, none lost or doubled',
+                '%d' % (after - before))
+    finally:
+        b.stop()
+
+
 def main():
     T = Tally()
     base = Session(dbname='dbname=postgres')
@@ -251,8 +338,10 @@ def main():
     su = Session(dbname='dbname=%s' % DB)
     su.query(SETUP)
     try:
-        transaction_pooling(T, su)
-        session_pooling(T, su)
+        if os.environ.get('POOLER_ONLY') != 'prepared':
+            transaction_pooling(T, su)
+            session_pooling(T, su)
+        prepared_statements(T, su)
     finally:
         su.close()
         base.query('DROP DATABASE IF EXISTS %s WITH (FORCE);' % DB)

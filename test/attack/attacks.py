@@ -12,10 +12,10 @@ Tokens are made by the superuser with the extension's own functions.
 """
 
 import os
-import re
 import time
 
-from run import outcome, error_of, as_owner, PORT, DB
+from run import error_of, PORT, DB
+from stresslib import as_owner, outcome
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KEYS = os.path.join(HERE, '..', 'fixtures', 'keys')

@@ -19,7 +19,6 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,20 +26,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(HERE, '..', 'stress'))
-from stresslib import Session, SessionLost, Tally  # noqa: E402
+from stresslib import (Session, SessionLost, Tally, first_error, initdb,  # noqa: E402
+                       pg_start, pg_stop)
 
-PG_BIN = '/usr/lib/postgresql/%s/bin' % os.environ.get('PG_MAJOR', '15')
 PORT = 5451
 DB = 'jwt_attack'
-
-
-def as_owner(cmd):
-    return (['runuser', '-u', 'postgres', '--'] + cmd) if os.geteuid() == 0 else cmd
-
-
-def run(cmd):
-    return subprocess.run(as_owner(cmd), check=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True).stdout
 
 
 class Cluster:
@@ -52,20 +42,15 @@ class Cluster:
         self.log = os.path.join(self.dir, 'server.log')
 
     def start(self, conf=''):
-        run([PG_BIN + '/initdb', '-D', self.data, '-U', 'postgres', '-A', 'trust',
-             '-E', 'UTF8', '--locale=C'])
-        with open(os.path.join(self.data, 'postgresql.conf'), 'a') as f:
-            # the defaults of a stock server, written out: the worker
-            # exhaustion attack counts on them
-            f.write('max_worker_processes = 8\nmax_parallel_workers = 8\n'
-                    'log_min_messages = warning\n' + conf)
-        run([PG_BIN + '/pg_ctl', '-D', self.data, '-l', self.log, '-w',
-             '-o', "-k %s -c listen_addresses='' -p %d" % (self.dir, PORT), 'start'])
+        # the defaults of a stock server, written out: the worker
+        # exhaustion attack counts on them
+        initdb(self.data, 'max_worker_processes = 8\nmax_parallel_workers = 8\n'
+               'log_min_messages = warning\n' + conf)
+        pg_start(self.data, self.dir, PORT, self.log)
         os.environ.update(PGHOST=self.dir, PGPORT=str(PORT), PGUSER='postgres')
 
     def stop(self, keep=False):
-        subprocess.run(as_owner([PG_BIN + '/pg_ctl', '-D', self.data, '-m', 'fast', '-w', 'stop']),
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pg_stop(self.data)
         if not keep:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -103,24 +88,8 @@ class Ctx:
 
 def error_of(lines):
     """The SQLSTATE of the first error in psql's output, or None."""
-    for line in lines:
-        m = re.match(r'^(?:psql:[^ ]*: )?(?:ERROR|FATAL):\s+([0-9A-Z]{5}): ', line)
-        if m:
-            return m.group(1)
-    return None
-
-
-NOISE_RE = re.compile(r'^(psql:[^ ]*: )?(NOTICE|WARNING|DETAIL|HINT|LOCATION|CONTEXT|QUERY):')
-
-
-def outcome(s, sql):
-    """'OK <first value>' or 'ERROR <sqlstate>'."""
-    lines = s.query(sql, allow_error=True)
-    err = error_of(lines)
-    if err:
-        return 'ERROR ' + err
-    vals = [l for l in lines if l != '' and not NOISE_RE.match(l)]
-    return 'OK ' + (vals[0] if vals else '')
+    err = first_error(lines)
+    return err[0] if err else None
 
 
 def main():

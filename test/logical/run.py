@@ -32,7 +32,6 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,23 +39,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(HERE, '..', 'stress'))
-from stresslib import Session, Tally  # noqa: E402
+from stresslib import Session, Tally, initdb, outcome, pg_start, pg_stop, quote as q  # noqa: E402
 
-PG_BIN = '/usr/lib/postgresql/%s/bin' % os.environ.get('PG_MAJOR', '15')
 PUB_PORT = 5461
 SUB_PORT = 5462
 DB = 'jwt_logical'
 TABLES = ('jwt_keys', 'jwt_issuers', 'jwt_revoked', 'jwt_revoked_subjects')
 T = Tally()
-
-
-def as_owner(cmd):
-    return (['runuser', '-u', 'postgres', '--'] + cmd) if os.geteuid() == 0 else cmd
-
-
-def run(cmd):
-    return subprocess.run(as_owner(cmd), check=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True).stdout
 
 
 class Clusters:
@@ -71,12 +60,8 @@ class Clusters:
 
     def make(self, name, port, conf):
         datadir = os.path.join(self.dir, name)
-        run([PG_BIN + '/initdb', '-D', datadir, '-U', 'postgres', '-A', 'trust',
-             '-E', 'UTF8', '--locale=C'])
-        with open(os.path.join(datadir, 'postgresql.conf'), 'a') as f:
-            f.write(conf)
-        run([PG_BIN + '/pg_ctl', '-D', datadir, '-l', datadir + '.log', '-w',
-             '-o', "-k %s -c listen_addresses='' -p %d" % (self.dir, port), 'start'])
+        initdb(datadir, conf)
+        pg_start(datadir, self.dir, port, datadir + '.log')
         self.started.append(datadir)
 
     def setup(self):
@@ -93,8 +78,7 @@ class Clusters:
 
     def stop(self, keep=False):
         for d in reversed(self.started):
-            subprocess.run(as_owner([PG_BIN + '/pg_ctl', '-D', d, '-m', 'fast', '-w', 'stop']),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            pg_stop(d)
         if not keep:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -103,21 +87,6 @@ def session(conninfo):
     s = Session(dbname=conninfo, appname='jwt-logical')
     s.query('\\set VERBOSITY verbose')
     return s
-
-
-def outcome(s, sql):
-    """'OK <value>' or 'ERROR <sqlstate>'."""
-    lines = s.query(sql, allow_error=True)
-    for line in lines:
-        m = re.match(r'^(?:psql:[^ ]*: )?ERROR:\s+([0-9A-Z]{5}): ', line)
-        if m:
-            return 'ERROR ' + m.group(1)
-    vals = [l for l in lines if l != '']
-    return 'OK ' + (vals[0] if vals else '')
-
-
-def q(s):
-    return "'" + s.replace("'", "''") + "'"
 
 
 def wait_for(s, sql, timeout=60):

@@ -39,21 +39,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(HERE, '..', 'stress'))
-from stresslib import Session, SessionLost, Tally  # noqa: E402
+from stresslib import Session, SessionLost, Tally, as_owner, quote as q  # noqa: E402
 
 DB = 'jwt_pooler'
 CLIENTS = 32
 SERVER_CONNECTIONS = 4
 TRANSACTIONS = int(os.environ.get('POOLER_TRANSACTIONS', '100'))
 PGBOUNCER = shutil.which('pgbouncer') or '/usr/sbin/pgbouncer'
-
-
-def as_owner(cmd):
-    return (['runuser', '-u', 'postgres', '--'] + cmd) if os.geteuid() == 0 else cmd
-
-
-def q(s):
-    return "'" + s.replace("'", "''") + "'"
 
 
 class Bouncer:

@@ -43,22 +43,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(HERE, '..', 'stress'))
-from stresslib import Session, Tally  # noqa: E402
+from stresslib import (PG_BIN, Session, Tally, first_error as error_of, initdb, outcome,  # noqa: E402
+                       pg_start, pg_stop, run)
 
-PG_BIN = '/usr/lib/postgresql/%s/bin' % os.environ.get('PG_MAJOR', '15')
 PRIMARY_PORT = 5441
 STANDBY_PORT = 5442
 DB = 'jwt_replica'
 T = Tally()
-
-
-def as_owner(cmd):
-    return (['runuser', '-u', 'postgres', '--'] + cmd) if os.geteuid() == 0 else cmd
-
-
-def run(cmd, **kw):
-    return subprocess.run(as_owner(cmd), check=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, **kw).stdout
 
 
 class Clusters:
@@ -74,16 +65,12 @@ class Clusters:
         return 'host=%s port=%d dbname=%s user=%s' % (self.dir, port, db, user)
 
     def start(self, datadir, port):
-        run([PG_BIN + '/pg_ctl', '-D', datadir, '-l', datadir + '.log', '-w',
-             '-o', "-k %s -c listen_addresses='' -p %d" % (self.dir, port), 'start'])
+        pg_start(datadir, self.dir, port, datadir + '.log')
         self.started.append(datadir)
 
     def setup(self):
-        run([PG_BIN + '/initdb', '-D', self.primary, '-U', 'postgres', '-A', 'trust',
-             '-E', 'UTF8', '--locale=C'])
-        with open(os.path.join(self.primary, 'postgresql.conf'), 'a') as f:
-            f.write('wal_level = replica\nmax_wal_senders = 4\nhot_standby = on\n'
-                    'max_worker_processes = 16\n')
+        initdb(self.primary, 'wal_level = replica\nmax_wal_senders = 4\nhot_standby = on\n'
+               'max_worker_processes = 16\n')
         self.start(self.primary, PRIMARY_PORT)
         run([PG_BIN + '/pg_basebackup', '-h', self.dir, '-p', str(PRIMARY_PORT), '-U', 'postgres',
              '-D', self.standby, '-R', '-X', 'stream', '--checkpoint=fast'])
@@ -91,8 +78,7 @@ class Clusters:
 
     def stop(self, keep=False):
         for d in reversed(self.started):
-            subprocess.run(as_owner([PG_BIN + '/pg_ctl', '-D', d, '-m', 'fast', '-w', 'stop']),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            pg_stop(d)
         if not keep:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -101,26 +87,6 @@ def session(conninfo):
     s = Session(dbname=conninfo, appname='jwt-replica')
     s.query('\\set VERBOSITY verbose')
     return s
-
-
-def error_of(lines):
-    """(SQLSTATE, message, hint) of the first error in psql's output, or None."""
-    for i, line in enumerate(lines):
-        m = re.match(r'^(?:psql:[^ ]*: )?ERROR:\s+([0-9A-Z]{5}): (.*)$', line)
-        if m:
-            hint = next((l[len('HINT:  '):] for l in lines[i + 1:] if l.startswith('HINT:')), None)
-            return m.group(1), m.group(2), hint
-    return None
-
-
-def outcome(s, sql):
-    """'OK <value>' or 'ERROR <sqlstate>'."""
-    lines = s.query(sql, allow_error=True)
-    err = error_of(lines)
-    if err:
-        return 'ERROR ' + err[0]
-    vals = [l for l in lines if l != '']
-    return 'OK ' + (vals[0] if vals else '')
 
 
 def wait_replay(p, s, timeout=60):

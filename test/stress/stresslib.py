@@ -1,4 +1,5 @@
-"""Shared helpers of the stress suites (test/stress/mutation.py, memory.py).
+"""Shared helpers of the Python suites (stress, attack, replica, logical,
+crash, pooler, concurrency).
 
 Standard library only.  A Session is one psql process, so one backend, kept
 open for the whole suite: SQL goes in on stdin, and each call reads psql's
@@ -124,6 +125,78 @@ def wait_for_server(dbname=None, timeout=120):
         if time.time() > deadline:
             return None
         time.sleep(1)
+
+
+PG_BIN = '/usr/lib/postgresql/%s/bin' % os.environ.get('PG_MAJOR', '15')
+
+# ---- clusters of a suite's own ------------------------------------------
+
+
+def as_owner(cmd):
+    """cmd, run as postgres when we are root (the clusters run as postgres)."""
+    return (['runuser', '-u', 'postgres', '--'] + cmd) if os.geteuid() == 0 else cmd
+
+
+def run(cmd, **kw):
+    """Run cmd as the clusters' owner; its output, or CalledProcessError."""
+    return subprocess.run(as_owner(cmd), check=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, **kw).stdout
+
+
+def initdb(datadir, conf=''):
+    """A new cluster in datadir (trust, UTF8, C locale), conf appended."""
+    run([PG_BIN + '/initdb', '-D', datadir, '-U', 'postgres', '-A', 'trust',
+         '-E', 'UTF8', '--locale=C'])
+    if conf:
+        with open(os.path.join(datadir, 'postgresql.conf'), 'a') as f:
+            f.write(conf)
+
+
+def pg_start(datadir, sockdir, port, log):
+    """Start a cluster on a unix socket in sockdir only (no TCP)."""
+    run([PG_BIN + '/pg_ctl', '-D', datadir, '-l', log, '-w', '-t', '120',
+         '-o', "-k %s -c listen_addresses='' -p %d" % (sockdir, port), 'start'])
+
+
+def pg_stop(datadir, mode='fast'):
+    """Stop a cluster; quietly, whatever state it is in."""
+    subprocess.run(as_owner([PG_BIN + '/pg_ctl', '-D', datadir, '-m', mode, '-w', 'stop']),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+# ---- reading psql's output ----------------------------------------------
+
+NOISE_RE = re.compile(r'^(psql:[^ ]*: )?(NOTICE|WARNING|DETAIL|HINT|LOCATION|CONTEXT|QUERY):')
+
+
+def quote(s):
+    """s as an SQL string literal."""
+    return "'" + s.replace("'", "''") + "'"
+
+
+def first_error(lines):
+    """(SQLSTATE, message, hint) of the first ERROR or FATAL in psql's
+    output (with VERBOSITY verbose), or None."""
+    for i, line in enumerate(lines):
+        m = re.match(r'^(?:psql:[^ ]*: )?(?:ERROR|FATAL):\s+([0-9A-Z]{5}): (.*)$', line)
+        if m:
+            hint = next((l[len('HINT:  '):] for l in lines[i + 1:] if l.startswith('HINT:')), None)
+            return m.group(1), m.group(2), hint
+    return None
+
+
+def outcome_of(lines):
+    """'OK <first value>' or 'ERROR <sqlstate>' of psql's output."""
+    err = first_error(lines)
+    if err:
+        return 'ERROR ' + err[0]
+    vals = [l for l in lines if l != '' and not NOISE_RE.match(l)]
+    return 'OK ' + (vals[0] if vals else '')
+
+
+def outcome(s, sql):
+    """'OK <first value>' or 'ERROR <sqlstate>' of sql in Session s."""
+    return outcome_of(s.query(sql, allow_error=True))
 
 
 class Tally:

@@ -19,6 +19,7 @@ OBJS = \
 	src/verifycache.o \
 	src/session.o \
 	src/revocation.o \
+	src/fetch.o \
 	src/jwt.o
 
 # the install script of the current version, built from src/sql/*.sql (in
@@ -29,13 +30,13 @@ DATA_built = jwt--$(EXTVERSION).sql
 DATA = jwt--0.1.sql jwt--0.1--0.2.sql jwt--0.2--0.3.sql jwt--0.3--0.4.sql jwt--0.4--0.5.sql
 
 # pg_regress suites, in order: fixtures first, the others use its keys
-REGRESS = init fixtures sign verify claims errors rfc_vectors rfc8725 keystore session postgrest rls refresh keycache
+REGRESS = init fixtures sign verify claims errors rfc_vectors rfc8725 keystore session postgrest rls refresh keycache providers
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 # server headers as system headers: -Wextra then judges only our code
 PG_CPPFLAGS = -I$(srcdir)/src -isystem $(shell $(PG_CONFIG) --includedir-server)
 PG_CFLAGS = -Wall -Wextra
-SHLIB_LINK = -lcrypto
+SHLIB_LINK = -lcrypto -lcurl
 
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)

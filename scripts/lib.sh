@@ -31,7 +31,7 @@ ensure_packages() {
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-BASE_PACKAGES=(make gcc libc6-dev openssl libssl-dev
+BASE_PACKAGES=(make gcc libc6-dev openssl libssl-dev libcurl4-openssl-dev curl
 	"postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-client-$PG_MAJOR")
 
 build_and_install() {

@@ -25,7 +25,7 @@ root_suite() {
 # what the server-dependent suites need in a root
 root_packages() {
 	local v=$1
-	echo "postgresql-$v,postgresql-server-dev-$v,postgresql-client-$v,make,gcc,libc6-dev,libssl-dev,openssl,git,ca-certificates,python3,python3-cryptography,python3-jwt,python3-jwcrypto,pgbouncer,procps,util-linux"
+	echo "postgresql-$v,postgresql-server-dev-$v,postgresql-client-$v,make,gcc,libc6-dev,libssl-dev,libcurl4-openssl-dev,curl,openssl,git,ca-certificates,python3,python3-cryptography,python3-jwt,python3-jwcrypto,pgbouncer,procps,util-linux"
 }
 
 # ensure_root V: a root for PostgreSQL V, made if missing; prints its path

@@ -181,6 +181,8 @@ server_suite logical 4 "logical replication (a publisher and a subscriber of its
 	/usr/bin/python3 "$REPO/test/logical/run.py"
 server_suite crash 6 "crash (kill -9 and immediate shutdown during refresh storms, reuse, rotation)" \
 	/usr/bin/python3 "$REPO/test/crash/run.py"
+server_suite jwks 4 "JWKS fetch (an HTTPS identity provider of its own; discovery, failures, schedule)" \
+	/usr/bin/python3 "$REPO/test/jwks/run.py"
 server_suite concurrency 1 "concurrency (8 clients refresh one token at once)" \
 	/usr/bin/python3 "$REPO/test/concurrency/refresh_race.py"
 server_suite pooler 6 "pooler (PgBouncer: 32 clients over 4 server connections; session pooling; prepared statements on 1.21+)" \

@@ -9,6 +9,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
@@ -16,6 +17,7 @@
 #include "common/int.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -25,6 +27,7 @@
 
 #include "compat.h"
 #include "errcodes.h"
+#include "fetch.h"
 #include "jsonutil.h"
 #include "jwk.h"
 #include "jws.h"
@@ -56,6 +59,8 @@ static int	jwt_default_ttl = 3600;	/* seconds */
 static int	jwt_access_ttl = 15 * 60;	/* seconds */
 static int	jwt_refresh_ttl = 30 * SECS_PER_DAY;	/* seconds */
 static int	jwt_refresh_grace = 0;	/* seconds */
+static int	jwt_jwks_min_interval = 5 * 60;	/* seconds */
+static int	jwt_jwks_max_interval = SECS_PER_DAY;	/* seconds */
 
 static const struct config_enum_entry rsa_bits_options[] = {
 	{"2048", 2048, false},
@@ -172,6 +177,36 @@ _PG_init(void)
 							&jwt_verify_cache_size,
 							1024, 0, 1024 * 1024,
 							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+	/* fetching identity providers' key sets: who may decide where and how */
+	DefineCustomStringVariable("jwt.jwks_ca_file",
+							   "CA certificates that identity providers' HTTPS certificates must chain to.",
+							   "Empty: the system trust store.",
+							   &jwt_jwks_ca_file,
+							   "",
+							   PGC_SUSET, 0,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("jwt.jwks_timeout",
+							"Time allowed for one fetch of a JWKS or discovery document, connection included.",
+							NULL,
+							&jwt_jwks_timeout,
+							10000, 100, 120000,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	/* read by the refresh schedule (SQL) */
+	DefineCustomIntVariable("jwt.jwks_min_interval",
+							"Shortest time between two scheduled fetches of an issuer's JWKS.",
+							"A shorter Cache-Control max-age or Expires is raised to this.",
+							&jwt_jwks_min_interval,
+							5 * 60, 1, 7 * SECS_PER_DAY,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("jwt.jwks_max_interval",
+							"Longest time between two scheduled fetches of an issuer's JWKS.",
+							"A longer Cache-Control max-age or Expires, or none, is lowered to this.",
+							&jwt_jwks_max_interval,
+							SECS_PER_DAY, 1, 30 * SECS_PER_DAY,
+							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 	jwt_session_init();
 	RegisterXactCallback(forget_hmac_keys, NULL);
@@ -912,4 +947,48 @@ jwt_keys_changed(PG_FUNCTION_ARGS)
 				 errmsg("_jwt_keys_changed() must be called as a trigger")));
 	jwt_store_changed(RelationGetRelid(trigdata->tg_relation));
 	PG_RETURN_POINTER(NULL);
+}
+
+/* ----------------------------------------------------------------
+ * Fetching identity providers' documents
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * _jwt_fetch(url) -> (ok, http_status, body, max_age, expires, error): one
+ * HTTPS GET (fetch.c).  Not for PUBLIC: the owner's functions call it.  The
+ * body is JSON in UTF-8; it comes back in the database encoding.
+ */
+PG_FUNCTION_INFO_V1(jwt_fetch_url);
+Datum
+jwt_fetch_url(PG_FUNCTION_ARGS)
+{
+	char	   *url = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	JwtFetchResult res;
+	TupleDesc	tupdesc;
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+
+	jwt_fetch(url, &res);
+	values[0] = BoolGetDatum(res.ok);
+	values[1] = Int32GetDatum((int32) res.http_status);
+	if (res.ok)
+	{
+		char	   *conv = pg_any_to_server(res.body, (int) res.len, PG_UTF8);
+
+		values[2] = PointerGetDatum(cstring_to_text(conv));
+	}
+	else
+		nulls[2] = true;
+	values[3] = Int32GetDatum(res.max_age);
+	nulls[3] = res.max_age < 0;
+	values[4] = TimestampTzGetDatum(res.expires);
+	nulls[4] = res.expires == 0;
+	values[5] = PointerGetDatum(cstring_to_text(res.error));
+	nulls[5] = res.ok;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

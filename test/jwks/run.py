@@ -1,0 +1,288 @@
+#!/usr/bin/python3
+"""Identity providers' key sets, fetched by the database over HTTPS.
+
+    /usr/bin/python3 test/jwks/run.py [--keep]
+
+Starts a cluster of its own (initdb; unix socket in a temp dir, no TCP),
+with the extension as installed on this machine and jwt.jwks_ca_file set to
+the test CA of test/fixtures/idp, and a fake identity provider of its own
+(test/jwks/idp.py: HTTPS on 127.0.0.1, a discovery document and a JWKS that
+the suite changes while the database runs).  Run as root (the cluster runs
+as postgres) or as its owner.
+
+Checks, through jwt_issuer_trust, jwt_jwks_refresh and jwt_jwks_status:
+- discovery finds the JWKS, and the provider's tokens verify; a discovery
+  document naming another issuer is refused, and nothing is registered;
+  a JWKS URL given directly works, with an issuer path (a tenant);
+- the provider adds a key and signs with it: JW009 until a refresh, then
+  it verifies in an already warm session; the provider removes a key: its
+  tokens fail after the refresh;
+- the provider is down, answers 500, returns HTML, an empty key set, a
+  5 MB body, stalls past jwt.jwks_timeout, or redirects to http://: each
+  refresh keeps the keys (the token still verifies), warns without the
+  body, and jwt_jwks_status says why, and the next attempt backs off; a
+  cancel stops a stalled fetch; a redirect that stays on https is followed,
+  more than 3 are not; a certificate from an unknown CA is refused;
+- Cache-Control max-age and Expires set the next refresh, within
+  jwt.jwks_min_interval and jwt.jwks_max_interval;
+- every fetch is counted at the provider: one discovery and one JWKS
+  request per refresh, none for a refused URL.
+
+Ends with "N passed, M failed"; exits 1 when anything failed.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(HERE, '..', 'stress'))
+sys.path.insert(0, HERE)
+from stresslib import Session, Tally, first_error, initdb, outcome, pg_start, pg_stop, quote as q  # noqa: E402
+import idpctl  # noqa: E402
+
+PORT = 5481
+DB = 'jwt_jwks'
+T = Tally()
+
+
+class Cluster:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix='jwt-jwks.')
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, 'postgres', 'postgres')
+        self.data = os.path.join(self.dir, 'data')
+        self.log = os.path.join(self.dir, 'server.log')
+
+    def start(self):
+        initdb(self.data, "jwt.jwks_ca_file = '%s'\njwt.jwks_timeout = 2s\n"
+               "log_min_messages = warning\n" % idpctl.CA_FILE)
+        pg_start(self.data, self.dir, PORT, self.log)
+
+    def conninfo(self, db=DB):
+        return 'host=%s port=%d dbname=%s user=postgres' % (self.dir, PORT, db)
+
+    def log_text(self):
+        with open(self.log, errors='replace') as f:
+            return f.read()
+
+    def stop(self, keep=False):
+        pg_stop(self.data)
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def session(conninfo):
+    s = Session(dbname=conninfo, appname='jwt-jwks')
+    s.query('\\set VERBOSITY verbose')
+    return s
+
+
+def verify_sub(s, tok):
+    return outcome(s, 'SELECT jwt_verify(%s) ->> \'sub\';' % q(tok))
+
+
+def status(s, issuer):
+    """jwt_jwks_status's row of issuer, as a dict."""
+    cols = ('jwks_uri', 'last_attempt', 'last_success', 'last_error', 'next_in', 'keys')
+    rows = s.rows("SELECT jwks_uri, last_attempt, last_success, coalesce(last_error, ''), "
+                  "round(extract(epoch FROM next_refresh - now())), keys "
+                  "FROM jwt_jwks_status() WHERE issuer = %s;" % q(issuer))
+    return dict(zip(cols, rows[0])) if rows else {}
+
+
+def refresh(s, issuer):
+    """(keys imported or 'ERROR x', the WARNING lines) of jwt_jwks_refresh."""
+    lines = s.query('SELECT jwt_jwks_refresh(%s);' % q(issuer), allow_error=True)
+    warnings = [l for l in lines if 'WARNING' in l or l.startswith('DETAIL')]
+    err = first_error(lines)
+    if err:
+        return 'ERROR ' + err[0], warnings
+    vals = [l for l in lines if re.match(r'^\d+$', l)]
+    return (vals[0] if vals else '?'), warnings
+
+
+def tests(c, idp):
+    s0 = session(c.conninfo('postgres'))
+    s0.query('CREATE DATABASE %s;' % DB)
+    s0.close()
+    s = session(c.conninfo())
+    s.query('CREATE EXTENSION jwt;')
+    issuer = idp.issuer
+    k1_priv, k1 = idpctl.generate_es256('k1')
+    k2_priv, k2 = idpctl.generate_es256('k2')
+    idp.set_jwks(idpctl.jwks(k1))
+    claims = {'iss': issuer, 'sub': 'alice', 'exp': int(time.time()) + 3600}
+    t1 = idpctl.sign(k1_priv, 'k1', claims)
+    t2 = idpctl.sign(k2_priv, 'k2', dict(claims, sub='bob'))
+
+    # discovery: the issuer it states must be ours
+    idp.set_discovery_issuer('https://evil.example')
+    r = outcome(s, 'SELECT jwt_issuer_trust(%s);' % q(issuer))
+    T.check(r == 'ERROR 22000', 'discovery naming another issuer is refused (22000)', r)
+    T.check(s.value('SELECT count(*) FROM jwt_issuers;') == '0', '... and nothing is registered')
+    T.check(idp.counts().get('/jwks.json', 0) == 0, '... and its jwks_uri is not fetched', str(idp.counts()))
+    idp.set_discovery_issuer(None)
+    idp.reset_counts()
+
+    r = outcome(s, 'SELECT jwt_issuer_trust(%s);' % q(issuer))
+    T.check(r == 'OK 1', 'jwt_issuer_trust by discovery imports the provider\'s key', r)
+    n = idp.counts()
+    T.check(n.get('/.well-known/openid-configuration') == 1 and n.get('/jwks.json') == 1,
+            '... with one discovery and one JWKS request', str(n))
+    st = status(s, issuer)
+    T.check(st.get('jwks_uri') == idp.jwks_url and st.get('last_success') and st.get('last_error') == ''
+            and st.get('keys') == '1', 'jwt_jwks_status shows the JWKS URL found, the success, 1 key', str(st))
+    w = session(c.conninfo())      # a session whose key cache will be warm
+    T.check(verify_sub(w, t1) == 'OK alice', 'a token of the provider verifies')
+    T.check(verify_sub(w, t2) == 'ERROR JW009', 'a token of a key the provider does not publish yet is JW009')
+
+    # the provider adds a key and signs with it
+    idp.set_jwks(idpctl.jwks(k1, k2))
+    idp.reset_counts()
+    r, _ = refresh(s, issuer)
+    T.check(r == '2', 'refresh after the provider added a key imports 2 keys', r)
+    T.check(verify_sub(w, t2) == 'OK bob', 'warm session: a token of the new key verifies after the refresh')
+
+    # the provider removes a key
+    idp.set_jwks(idpctl.jwks(k2))
+    r, _ = refresh(s, issuer)
+    T.check(r == '1', 'refresh after the provider removed a key imports 1 key', r)
+    T.check(verify_sub(w, t1) == 'ERROR JW009', 'warm session: a token of the removed key is JW009')
+    T.check(verify_sub(w, t2) == 'OK bob', 'warm session: the remaining key still verifies')
+    n = idp.counts()
+    T.check(n.get('/.well-known/openid-configuration') == 2 and n.get('/jwks.json') == 2,
+            'each refresh made one discovery and one JWKS request', str(n))
+
+    # failures keep the keys, warn without the body, and say why
+    failures = [
+        ('500', {}, 'HTTP status 500'),
+        ('html', {}, 'not a JWKS'),
+        ('empty', {}, 'no usable signing key'),
+        ('huge', {}, 'larger than 1024 kB'),
+        ('stall', {'seconds': 4}, 'no complete answer within 2000 ms'),
+        ('redirect_http', {}, 'not https'),
+    ]
+    for i, (mode, kw, why) in enumerate(failures):
+        idp.set_mode(mode, **kw)
+        t0 = time.time()
+        r, warnings = refresh(s, issuer)
+        took = time.time() - t0
+        idp.set_mode('ok')
+        st = status(s, issuer)
+        T.check(r == '0' and any('its keys are kept' in l for l in warnings),
+                'provider %s: the refresh warns and imports nothing' % mode, '%s %s' % (r, warnings))
+        T.check(why in st.get('last_error', ''), 'provider %s: jwt_jwks_status says why' % mode, str(st))
+        T.check(not any('<html' in l.lower() or 'sign in' in l.lower() for l in warnings),
+                'provider %s: the warning holds no body' % mode, str(warnings))
+        T.check(st.get('keys') == '1' and verify_sub(w, t2) == 'OK bob',
+                'provider %s: the keys stay and verification goes on' % mode, str(st))
+        # backoff: 30 s, then doubled, at most jwt.jwks_min_interval
+        expect = min(300, 30 * 2 ** i)
+        nxt = float(st.get('next_in') or -1)
+        T.check(expect - 1 <= nxt <= expect + 1, 'provider %s: next attempt in %d s (failure %d in a row)'
+                % (mode, expect, i + 1), str(st))
+        if mode == 'stall':
+            T.check(took < 4, 'provider stalls: the fetch gives up at jwt.jwks_timeout', '%.1f s' % took)
+    # a cancel stops a fetch at once (statement_timeout here)
+    idp.set_mode('stall', seconds=4)
+    t0 = time.time()
+    r = outcome(s, "SET statement_timeout = '300ms'; SELECT jwt_jwks_refresh(%s);" % q(issuer))
+    took = time.time() - t0
+    s.query('RESET statement_timeout;')
+    idp.set_mode('ok')
+    T.check(r == 'ERROR 57014' and took < 1.5, 'statement_timeout cancels a stalled fetch (57014)',
+            '%s after %.1f s' % (r, took))
+    r, _ = refresh(s, issuer)
+    st = status(s, issuer)
+    T.check(r == '1' and st.get('last_error') == '', 'the provider is back: the refresh succeeds', str(st))
+
+    idp.set_mode('redirect_https', hops=2)
+    r, _ = refresh(s, issuer)
+    T.check(r == '1', 'a redirect that stays on https is followed', r)
+    idp.set_mode('redirect_https', hops=5)
+    r, _ = refresh(s, issuer)
+    T.check(r == '0' and 'more than 3 redirects' in status(s, issuer).get('last_error', ''),
+            'more than 3 redirects are refused', str(status(s, issuer)))
+    idp.set_mode('ok')
+
+    # the schedule follows Cache-Control and Expires within the bounds
+    s.query("SET jwt.jwks_min_interval = '60s'; SET jwt.jwks_max_interval = '1h';")
+    for cc, exp, lo, hi, what in (('max-age=600', None, 540, 600, 'max-age=600'),
+                                  ('max-age=5', None, 54, 60, 'max-age=5: the minimum'),
+                                  ('public, max-age=86400', None, 3240, 3600, 'max-age of a day: the maximum'),
+                                  (None, 1200, 1080, 1200, 'Expires in 20 minutes'),
+                                  ('no-store', None, 54, 60, 'no-store: the minimum')):
+        idp.set_headers(cache_control=cc, expires=exp)
+        refresh(s, issuer)
+        nxt = float(status(s, issuer).get('next_in') or -1)
+        T.check(lo - 1 <= nxt <= hi + 1, 'next refresh after %s is in %d..%d s' % (what, lo, hi), str(nxt))
+    idp.set_headers(cache_control=None, expires=None)
+
+    # the JWKS URL given directly, for an issuer with a path
+    tenant = idp.tenant_url
+    r = outcome(s, 'SELECT jwt_issuer_trust(%s, %s);' % (q(tenant), q(idp.jwks_url)))
+    T.check(r == 'OK 1', 'jwt_issuer_trust with a JWKS URL imports its key', r)
+    r = outcome(s, 'SELECT jwt_issuer_trust(%s);' % q(tenant))
+    T.check(r == 'OK 1', 'jwt_issuer_trust of an issuer with a path, by discovery', r)
+    T.check(status(s, tenant).get('jwks_uri') == tenant + '/jwks.json',
+            '... finds the tenant\'s JWKS', str(status(s, tenant)))
+    tt = idpctl.sign(k2_priv, 'k2', dict(claims, iss=tenant, sub='carol'))
+    T.check(verify_sub(w, tt) == 'OK carol', 'the tenant\'s token verifies with the tenant\'s keys')
+
+    # a URL that is refused costs the provider nothing
+    idp.reset_counts()
+    r = outcome(s, 'SELECT jwt_issuer_trust(%s, %s);' % (q(issuer), q('http://127.0.0.1:%d/jwks.json' % idp.port)))
+    T.check(r == 'ERROR 22023' and sum(idp.counts().values()) == 0,
+            'an http:// JWKS URL is refused before any request', '%s %s' % (r, idp.counts()))
+    w.close()
+    s.close()
+
+
+def unknown_ca(c):
+    """A provider whose certificate comes from a CA we do not trust."""
+    with idpctl.start(cert='other') as other:
+        priv, jwk = idpctl.generate_es256('o1')
+        other.set_jwks(idpctl.jwks(jwk))
+        s = session(c.conninfo())
+        lines = s.query('SELECT jwt_issuer_trust(%s);' % q(other.issuer), allow_error=True)
+        err = first_error(lines)
+        detail = next((l for l in lines if l.startswith('DETAIL')), '')
+        T.check(err is not None and err[0] == '08000' and 'certificate' in detail.lower(),
+                'a certificate from an unknown CA is refused (08000, the detail says certificate)',
+                repr(lines[-4:]))
+        T.check(sum(other.counts().values()) == 0, '... and no request reached the provider',
+                str(other.counts()))
+        T.check(s.value("SELECT count(*) FROM jwt_issuers WHERE issuer = %s;" % q(other.issuer)) == '0',
+                '... and nothing is registered')
+        s.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--keep', action='store_true', help="keep the cluster's directory")
+    args = ap.parse_args()
+    c = Cluster()
+    try:
+        c.start()
+        with idpctl.start() as idp:
+            tests(c, idp)
+        unknown_ca(c)
+        log = c.log_text()
+        T.check('<html' not in log.lower() and 'sign in' not in log.lower(), 'the server log holds no body')
+        bad = [l for l in log.splitlines() if re.search(r'PANIC|terminated by signal|TRAP:', l)]
+        T.check(not bad, 'no crash in the server log', '\n'.join(bad[:5]))
+    except Exception as e:  # the suite must still print its tally
+        T.check(False, 'the JWKS suite ran to the end', '%s: %s' % (type(e).__name__, e))
+    finally:
+        c.stop(keep=args.keep)
+    return T.finish()
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -20,6 +20,7 @@ OBJS = \
 	src/session.o \
 	src/revocation.o \
 	src/fetch.o \
+	src/jwksworker.o \
 	src/jwt.o
 
 # the install script of the current version, built from src/sql/*.sql (in

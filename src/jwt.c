@@ -18,6 +18,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -30,6 +31,7 @@
 #include "fetch.h"
 #include "jsonutil.h"
 #include "jwk.h"
+#include "jwksworker.h"
 #include "jws.h"
 #include "keycache.h"
 #include "keys.h"
@@ -208,6 +210,34 @@ _PG_init(void)
 							SECS_PER_DAY, 1, 30 * SECS_PER_DAY,
 							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("jwt.jwks_miss_cooldown",
+							"Shortest time between two early fetches of an issuer's JWKS asked for by tokens with an unknown kid.",
+							NULL,
+							&jwt_jwks_miss_cooldown,
+							60, 1, SECS_PER_DAY,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("jwt.jwks_miss_wait",
+							"How long verification of a token with an unknown kid waits for the early fetch it asked for.",
+							"0: it fails at once with JW009, and a later token finds the new keys.",
+							&jwt_jwks_miss_wait,
+							0, 0, 10000,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	/*
+	 * Read at server start; a library loaded later may not define a
+	 * PGC_POSTMASTER setting, and has no worker for it to name anyway.
+	 */
+	DefineCustomStringVariable("jwt.database",
+							   "The database whose trusted issuers the JWKS worker serves.",
+							   "Needs jwt in shared_preload_libraries.",
+							   &jwt_database,
+							   "postgres",
+							   process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+	if (process_shared_preload_libraries_in_progress)
+		jwt_jwks_worker_register();
 	jwt_session_init();
 	RegisterXactCallback(forget_hmac_keys, NULL);
 	MarkGUCPrefixReserved("jwt");
@@ -991,4 +1021,14 @@ jwt_fetch_url(PG_FUNCTION_ARGS)
 	values[5] = PointerGetDatum(cstring_to_text(res.error));
 	nulls[5] = res.ok;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/* _jwt_jwks_wake(): the worker is to read the schedule again at commit */
+PG_FUNCTION_INFO_V1(jwt_jwks_wake);
+Datum
+jwt_jwks_wake(PG_FUNCTION_ARGS)
+{
+	(void) fcinfo;
+	jwt_jwks_wake_at_commit();
+	PG_RETURN_VOID();
 }

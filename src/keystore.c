@@ -39,6 +39,7 @@
 
 #include "errcodes.h"
 #include "jsonutil.h"
+#include "jwksworker.h"
 #include "keystore.h"
 
 /* Most keys a token without "kid" is tried against */
@@ -84,6 +85,7 @@ typedef struct StoreIssuer
 	int64		leeway;
 	char	  **require;
 	int			nrequire;
+	bool		fetched;		/* its keys come from a URL (jwt_issuer_trust) */
 } StoreIssuer;
 
 static MemoryContext store_cxt = NULL;
@@ -295,8 +297,11 @@ static void
 load_issuers(const char *nsp)
 {
 	MemoryContext oldcxt;
-	char	   *sql = psprintf("SELECT issuer, algorithms, audiences, leeway, required_claims "
-							   "FROM %s.jwt_issuers", nsp);
+	/* jwks_uri and jwks_discovery are 0.5's: read them whatever the version */
+	char	   *sql = psprintf("SELECT issuer, algorithms, audiences, leeway, required_claims, "
+							   "(pg_catalog.to_jsonb(i) OPERATOR(pg_catalog.->>) 'jwks_uri') IS NOT NULL "
+							   "OR coalesce((pg_catalog.to_jsonb(i) OPERATOR(pg_catalog.->>) 'jwks_discovery')::pg_catalog.bool, false) "
+							   "FROM %s.jwt_issuers AS i", nsp);
 	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
 
 	if (plan == NULL ||
@@ -347,6 +352,8 @@ load_issuers(const char *nsp)
 		}
 
 		r->require = text_array_value(tup, desc, 5, &r->nrequire);
+		d = SPI_getbinval(tup, desc, 6, &isnull);
+		r->fetched = !isnull && DatumGetBool(d);
 		store_nissuers++;
 	}
 	MemoryContextSwitchTo(oldcxt);
@@ -601,6 +608,8 @@ jwt_store_verify(const char *token, size_t len, JwtVerifyParams *params,
 	JwtKey	   *keys[JWT_MAX_CANDIDATES];
 	int			nkeys = 0;
 	int			max = JWT_MAX_CANDIDATES;
+	bool		fetched = false,
+				retried = false;
 	bool		kid_seen = false,
 				revoked = false,
 				expired = false,
@@ -617,6 +626,14 @@ jwt_store_verify(const char *token, size_t len, JwtVerifyParams *params,
 	if (iss != NULL && iss->type != jbvString)
 		return jwt_fail(f, ERRCODE_JWT_DECODE, "invalid \"iss\" claim",
 						"The \"iss\" claim must be a string.");
+
+again:
+	scope = NULL;
+	scopelen = 0;
+	fetched = false;
+	nkeys = 0;
+	max = JWT_MAX_CANDIDATES;
+	kid_seen = revoked = expired = immature = other_alg = false;
 
 	/*
 	 * A change committed since this transaction last took a lock counts
@@ -641,6 +658,7 @@ jwt_store_verify(const char *token, size_t len, JwtVerifyParams *params,
 							"No trusted issuer matches the token's \"iss\", and it is not jwt.issuer.");
 		scope = r->issuer;
 		scopelen = r->issuerlen;
+		fetched = r->fetched;
 		apply_rules(params, r);
 		if (!jwt_alg_allowed(params, t.alg))
 			return jwt_fail(f, ERRCODE_JWT_ALGORITHM, "token algorithm is not allowed",
@@ -698,9 +716,24 @@ jwt_store_verify(const char *token, size_t len, JwtVerifyParams *params,
 	if (nkeys == 0)
 	{
 		if (t.kid != NULL && !kid_seen)
+		{
+			uint64		ticket;
+
+			/*
+			 * The issuer may have rotated: ask the worker for its keys (at
+			 * most once per cool-down), and maybe wait for them, once.
+			 */
+			if (fetched && !retried &&
+				jwt_jwks_request(scope, scopelen, &ticket) && jwt_jwks_miss_wait > 0)
+			{
+				jwt_jwks_wait(ticket, jwt_jwks_miss_wait);
+				retried = true;
+				goto again;
+			}
 			return jwt_fail(f, ERRCODE_JWT_KEY, "no key matches the token's key ID",
 							scope ? "The token's issuer has no key with its \"kid\"."
 							: "No key of our own has the token's \"kid\".");
+		}
 		if (revoked)
 			return jwt_fail(f, ERRCODE_JWT_KEY, "key has been revoked", NULL);
 		if (expired)

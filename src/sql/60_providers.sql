@@ -42,6 +42,17 @@ REVOKE ALL ON FUNCTION @extschema@._jwt_fetch(text) FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@._jwt_fetch(text) IS
 'internal: one HTTPS GET of an identity provider''s document, with the limits of jwt.jwks_*';
 
+-- The JWKS worker (with jwt in shared_preload_libraries) reads the
+-- schedule again when this transaction commits.
+CREATE FUNCTION @extschema@._jwt_jwks_wake()
+RETURNS void
+AS 'MODULE_PATHNAME', 'jwt_jwks_wake'
+LANGUAGE C VOLATILE;
+
+REVOKE ALL ON FUNCTION @extschema@._jwt_jwks_wake() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@._jwt_jwks_wake() IS
+'internal: wake the JWKS worker at commit, to read the refresh schedule again';
+
 -- Fetch an issuer's key set, by discovery when jwks_uri is NULL.  Reports
 -- a failure in error (and document_error: the answer came, but was not what
 -- it must be); never the body.
@@ -189,6 +200,7 @@ BEGIN
     SET fetched_uri = excluded.fetched_uri, last_attempt = excluded.last_attempt,
         last_success = excluded.last_success, last_error = NULL, failures = 0,
         next_refresh = excluded.next_refresh;
+  PERFORM @extschema@._jwt_jwks_wake();
   RETURN n;
 END $$;
 

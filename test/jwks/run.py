@@ -17,8 +17,8 @@ Checks, through jwt_issuer_trust, jwt_jwks_refresh and jwt_jwks_status:
 - the provider adds a key and signs with it: JW009 until a refresh, then
   it verifies in an already warm session; the provider removes a key: its
   tokens fail after the refresh;
-- the provider is down, answers 500, returns HTML, an empty key set, a
-  5 MB body, stalls past jwt.jwks_timeout, or redirects to http://: each
+- the provider answers 500, returns HTML, an empty key set, a 5 MB body,
+  stalls past jwt.jwks_timeout, redirects to http://, or is down: each
   refresh keeps the keys (the token still verifies), warns without the
   body, and jwt_jwks_status says why, and the next attempt backs off; a
   cancel stops a stalled fetch; a redirect that stays on https is followed,
@@ -26,7 +26,14 @@ Checks, through jwt_issuer_trust, jwt_jwks_refresh and jwt_jwks_status:
 - Cache-Control max-age and Expires set the next refresh, within
   jwt.jwks_min_interval and jwt.jwks_max_interval;
 - every fetch is counted at the provider: one discovery and one JWKS
-  request per refresh, none for a refused URL.
+  request per refresh, none for a refused URL;
+- then, on a primary with jwt in shared_preload_libraries and a hot standby
+  of it: the JWKS worker refreshes on schedule by itself; the first token
+  of a kid the provider just added is JW009 and asks for an early refresh,
+  and the kid verifies within the cool-down; 1,000 tokens with random kids
+  cost at most one fetch per cool-down; with jwt.jwks_miss_wait the first
+  token waits for the keys and verifies; the standby runs no worker,
+  verifies with the keys the primary fetched, and makes no request.
 
 Ends with "N passed, M failed"; exits 1 when anything failed.
 """
@@ -43,7 +50,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(HERE, '..', 'stress'))
 sys.path.insert(0, HERE)
-from stresslib import Session, Tally, first_error, initdb, outcome, pg_start, pg_stop, quote as q  # noqa: E402
+from stresslib import (PG_BIN, Session, Tally, first_error, initdb, outcome,  # noqa: E402
+                       pg_start, pg_stop, quote as q, run)
 import idpctl  # noqa: E402
 
 PORT = 5481
@@ -189,6 +197,16 @@ def tests(c, idp):
                 % (mode, expect, i + 1), str(st))
         if mode == 'stall':
             T.check(took < 4, 'provider stalls: the fetch gives up at jwt.jwks_timeout', '%.1f s' % took)
+    # the provider is down: nothing listens where its keys were
+    s.query("UPDATE jwt_issuers SET jwks_discovery = false, jwks_uri = 'https://127.0.0.1:1/jwks.json' "
+            "WHERE issuer = %s;" % q(issuer))
+    r, warnings = refresh(s, issuer)
+    st = status(s, issuer)
+    T.check(r == '0' and 'connect' in st.get('last_error', '').lower() and st.get('keys') == '1'
+            and verify_sub(w, t2) == 'OK bob',
+            'provider down: the refresh warns, the keys stay, jwt_jwks_status says why', str(st))
+    s.query("UPDATE jwt_issuers SET jwks_discovery = true, jwks_uri = NULL WHERE issuer = %s;" % q(issuer))
+
     # a cancel stops a fetch at once (statement_timeout here)
     idp.set_mode('stall', seconds=4)
     t0 = time.time()
@@ -263,6 +281,136 @@ def unknown_ca(c):
         s.close()
 
 
+class PreloadedCluster(Cluster):
+    """A primary with jwt in shared_preload_libraries (the JWKS worker runs),
+    and a hot standby of it."""
+
+    def start(self):
+        initdb(self.data, "shared_preload_libraries = 'jwt'\njwt.database = '%s'\n"
+               "jwt.jwks_ca_file = '%s'\njwt.jwks_timeout = 2s\n"
+               "jwt.jwks_miss_cooldown = 3s\njwt.jwks_min_interval = 2s\njwt.jwks_max_interval = 2s\n"
+               "log_min_messages = warning\n" % (DB, idpctl.CA_FILE))
+        pg_start(self.data, self.dir, PORT, self.log)
+        self.standby = os.path.join(self.dir, 'standby')
+        run([PG_BIN + '/pg_basebackup', '-h', self.dir, '-p', str(PORT), '-U', 'postgres',
+             '-D', self.standby, '-R', '-X', 'stream', '--checkpoint=fast'])
+        pg_start(self.standby, self.dir, PORT + 1, self.standby + '.log')
+
+    def log_text(self):
+        text = ''
+        for f in (self.log, self.standby + '.log'):
+            with open(f, errors='replace') as fh:
+                text += fh.read()
+        return text
+
+    def stop(self, keep=False):
+        pg_stop(self.standby)
+        super().stop(keep)
+
+
+def wait_until(fn, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if fn():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def worker_tests(c):
+    """The worker: its schedule, an early refresh on an unknown kid, at most
+    one per cool-down, the bounded wait, and a standby that fetches nothing."""
+    s0 = session(c.conninfo('postgres'))
+    s0.query('CREATE DATABASE %s;' % DB)
+    s0.close()
+    with idpctl.start() as idp:
+        s = session(c.conninfo())
+        s.query('CREATE EXTENSION jwt;')
+        keys = {k: idpctl.generate_es256(k) for k in ('w1', 'w2', 'w3')}
+        claims = {'iss': idp.issuer, 'sub': 'dana', 'exp': int(time.time()) + 3600}
+        tok = {k: idpctl.sign(keys[k][0], k, claims) for k in keys}
+        idp.set_jwks(idpctl.jwks(keys['w1'][1]))
+        T.check(wait_until(lambda: s.value("SELECT count(*) FROM pg_stat_activity "
+                                           "WHERE backend_type = 'jwt jwks';") == '1', 10),
+                'worker: one jwt jwks worker runs on the primary')
+        T.check(outcome(s, 'SELECT jwt_issuer_trust(%s);' % q(idp.issuer)) == 'OK 1',
+                'worker: the issuer is registered')
+
+        # the schedule (jwt.jwks_min/max_interval = 2 s here): the worker
+        # fetches again by itself
+        idp.reset_counts()
+        T.check(wait_until(lambda: idp.counts().get('/jwks.json', 0) >= 2, 10),
+                'worker: it refreshes on schedule, by itself (2 fetches within 10 s)', str(idp.counts()))
+
+        # from now on nothing is due for an hour: only kid misses fetch
+        s.query("ALTER SYSTEM SET jwt.jwks_min_interval = '1h'; ALTER SYSTEM SET jwt.jwks_max_interval = '1h';"
+                " SELECT pg_reload_conf();")
+        time.sleep(0.5)
+        s.query('SELECT jwt_jwks_refresh();')
+        time.sleep(3.2)     # let the last cool-down pass
+        idp.reset_counts()
+
+        # the provider rotates: the first token of the new kid asks for an
+        # early refresh, and tokens with it verify within the cool-down
+        idp.set_jwks(idpctl.jwks(keys['w1'][1], keys['w2'][1]))
+        w = session(c.conninfo())
+        T.check(verify_sub(w, tok['w1']) == 'OK dana', 'worker: a token of the known key verifies')
+        t0 = time.time()
+        first = verify_sub(w, tok['w2'])
+        T.check(first == 'ERROR JW009', 'worker: the first token with the new kid is JW009 (no wait)', first)
+        ok = wait_until(lambda: verify_sub(w, tok['w2']) == 'OK dana', 3)
+        T.check(ok, 'worker: a token with the new kid verifies within the cool-down (%.1f s)'
+                % (time.time() - t0))
+        n = idp.counts()
+        T.check(n.get('/jwks.json') == 1, 'worker: the kid miss cost the provider one JWKS request', str(n))
+
+        # a flood of unknown kids: at most one fetch per cool-down (3 s)
+        time.sleep(3.2)
+        idp.reset_counts()
+        priv = keys['w1'][0]
+        t0 = time.time()
+        for batch in range(4):
+            toks = [idpctl.sign(priv, 'random-%d-%d' % (batch, i), claims) for i in range(250)]
+            w.query('CREATE TEMP TABLE IF NOT EXISTS flood (token text); TRUNCATE flood;')
+            w.query('INSERT INTO flood VALUES %s;' % ', '.join('(%s)' % q(t) for t in toks))
+            bad = w.value('SELECT count(*) FROM flood WHERE NOT jwt_is_valid(token);')
+            T.check(bad == '250', 'flood batch %d: 250 tokens with random kids, all refused' % batch, bad)
+            if batch < 3:
+                time.sleep(2)
+        took = time.time() - t0
+        time.sleep(0.5)
+        fetched = idp.counts().get('/jwks.json', 0)
+        allowed = int(took // 3) + 1
+        print('flood: 1,000 tokens with random kids over %.1f s: %d JWKS fetches (cool-down 3 s, at most %d)'
+              % (took, fetched, allowed))
+        T.check(1 <= fetched <= allowed, 'flood: 1,000 random kids cost at most one fetch per cool-down',
+                '%d fetches in %.1f s' % (fetched, took))
+
+        # the bounded wait: the first token of a new kid verifies at once
+        time.sleep(3.2)
+        idp.set_jwks(idpctl.jwks(keys['w1'][1], keys['w2'][1], keys['w3'][1]))
+        w.query("SET jwt.jwks_miss_wait = '5s';")
+        r = verify_sub(w, tok['w3'])
+        T.check(r == 'OK dana', 'worker: with jwt.jwks_miss_wait, the first token of a new kid verifies', r)
+        w.query('RESET jwt.jwks_miss_wait;')
+
+        # the standby: no worker, the keys arrive by replication
+        sb = session('host=%s port=%d dbname=%s user=postgres' % (c.dir, PORT + 1, DB))
+        lsn = s.value('SELECT pg_current_wal_lsn();')
+        T.check(wait_until(lambda: sb.value("SELECT pg_last_wal_replay_lsn() >= '%s';" % lsn) == 't', 30),
+                'standby: it replays the primary')
+        T.check(sb.value("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'jwt jwks';") == '0',
+                'standby: no jwt jwks worker runs there')
+        T.check(verify_sub(sb, tok['w3']) == 'OK dana', 'standby: verifies with the keys the primary fetched')
+        idp.reset_counts()
+        unknown = idpctl.sign(priv, 'standby-miss', claims)
+        T.check(verify_sub(sb, unknown) == 'ERROR JW009', 'standby: an unknown kid is JW009')
+        time.sleep(1)
+        T.check(sum(idp.counts().values()) == 0, 'standby: ... and makes no request', str(idp.counts()))
+        for x in (sb, w, s):
+            x.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--keep', action='store_true', help="keep the cluster's directory")
@@ -274,6 +422,11 @@ def main():
             tests(c, idp)
         unknown_ca(c)
         log = c.log_text()
+        c.stop(keep=args.keep)
+        c = PreloadedCluster()
+        c.start()
+        worker_tests(c)
+        log += c.log_text()
         T.check('<html' not in log.lower() and 'sign in' not in log.lower(), 'the server log holds no body')
         bad = [l for l in log.splitlines() if re.search(r'PANIC|terminated by signal|TRAP:', l)]
         T.check(not bad, 'no crash in the server log', '\n'.join(bad[:5]))

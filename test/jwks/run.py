@@ -386,6 +386,18 @@ def worker_tests(c):
         T.check(1 <= fetched <= allowed, 'flood: 1,000 random kids cost at most one fetch per cool-down',
                 '%d fetches in %.1f s' % (fetched, took))
 
+        # tokens of issuers we do not trust ask for nothing
+        time.sleep(3.2)
+        idp.reset_counts()
+        toks = [idpctl.sign(priv, 'k-%d' % i, dict(claims, iss='https://127.0.0.1:%d/x%d' % (idp.port, i)))
+                for i in range(200)]
+        w.query('TRUNCATE flood; INSERT INTO flood VALUES %s;' % ', '.join('(%s)' % q(t) for t in toks))
+        bad = w.value('SELECT count(*) FROM flood WHERE NOT jwt_is_valid(token);')
+        time.sleep(1)
+        T.check(bad == '200' and sum(idp.counts().values()) == 0,
+                'flood: 200 tokens of untrusted issuers are refused and cause no request',
+                '%s %s' % (bad, idp.counts()))
+
         # the bounded wait: the first token of a new kid verifies at once
         time.sleep(3.2)
         idp.set_jwks(idpctl.jwks(keys['w1'][1], keys['w2'][1], keys['w3'][1]))

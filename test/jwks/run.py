@@ -410,6 +410,32 @@ def worker_tests(c):
         T.check(r == 'OK dana', 'worker: with jwt.jwks_miss_wait, the first token of a new kid verifies', r)
         w.query('RESET jwt.jwks_miss_wait;')
 
+        # attack: the database's owner sets its search_path to a schema of
+        # hers, with functions named like the ones the worker calls; the
+        # worker runs as the extension's (superuser) owner, so any of them
+        # that ran would make her superuser
+        s.query("CREATE ROLE mallory LOGIN; ALTER DATABASE %s OWNER TO mallory;" % DB)
+        m = session('host=%s port=%d dbname=%s user=mallory' % (c.dir, PORT, DB))
+        m.query("CREATE SCHEMA evil; "
+                "CREATE FUNCTION evil.trap() RETURNS integer LANGUAGE sql AS "
+                "$$ ALTER ROLE mallory SUPERUSER; SELECT 1 $$; "
+                "CREATE FUNCTION evil.jwt_jwks_refresh(text) RETURNS integer LANGUAGE sql AS $$ SELECT evil.trap() $$; "
+                "CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT pg_catalog.now() + evil.trap() * interval '0' $$; "
+                "CREATE FUNCTION evil.jwt_jwks_fetch(text) RETURNS integer LANGUAGE sql AS $$ SELECT evil.trap() $$; "
+                "CREATE FUNCTION public.jwt_jwks_refresh(varchar) RETURNS integer LANGUAGE sql AS $$ SELECT evil.trap() $$; "
+                "ALTER DATABASE %s SET search_path = evil, public;" % DB)
+        m.close()
+        time.sleep(3.2)
+        before = s.value("SELECT last_attempt FROM jwt_jwks_status() WHERE issuer = %s;" % q(idp.issuer))
+        w2 = session(c.conninfo())     # a new session: it gets the database's search_path
+        verify_sub(w2, idpctl.sign(priv, 'attack-kid', claims))   # a kid miss: a worker round
+        T.check(wait_until(lambda: s.value("SELECT last_attempt FROM jwt_jwks_status() WHERE issuer = %s;"
+                                           % q(idp.issuer)) != before, 10),
+                'attack: the worker refreshed in the database whose owner set a hostile search_path')
+        T.check(s.value("SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory';") == 'f',
+                'attack: none of her functions ran as the worker: the database owner is no superuser')
+        w2.close()
+
         # the standby: no worker, the keys arrive by replication
         sb = session('host=%s port=%d dbname=%s user=postgres' % (c.dir, PORT + 1, DB))
         lsn = s.value('SELECT pg_current_wal_lsn();')

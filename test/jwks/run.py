@@ -425,7 +425,14 @@ def worker_tests(c):
                 "CREATE FUNCTION public.jwt_jwks_refresh(varchar) RETURNS integer LANGUAGE sql AS $$ SELECT evil.trap() $$; "
                 "ALTER DATABASE %s SET search_path = evil, public;" % DB)
         m.close()
-        time.sleep(3.2)
+        # the setting reaches the worker when it next connects: after a
+        # restart of the server, here of the worker (back after 10 s)
+        old_pid = s.value("SELECT pid FROM pg_stat_activity WHERE backend_type = 'jwt jwks';")
+        s.query("SELECT pg_terminate_backend(%s);" % old_pid)
+        T.check(wait_until(lambda: s.value("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'jwt jwks' "
+                                           "AND pid <> %s;" % old_pid) == '1', 20),
+                'attack: the worker is back after being terminated')
+        time.sleep(0.5)
         before = s.value("SELECT last_attempt FROM jwt_jwks_status() WHERE issuer = %s;" % q(idp.issuer))
         w2 = session(c.conninfo())     # a new session: it gets the database's search_path
         verify_sub(w2, idpctl.sign(priv, 'attack-kid', claims))   # a kid miss: a worker round

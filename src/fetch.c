@@ -14,12 +14,14 @@
  * curl_easy_cleanup: the callbacks only copy into memory allocated before,
  * and set flags.  So no handle outlives an error, and no longjmp crosses
  * libcurl.  A failure is described in res->error, without the body (an
- * error page may echo anything) and without the URL's query, if any.
+ * error page may echo anything).  A body that is not UTF-8 (RFC 8259 §8.1)
+ * is a failure too, so that converting it cannot raise an error later.
  */
 #include "postgres.h"
 
 #include <curl/curl.h>
 
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/timestamp.h"
 
@@ -140,7 +142,12 @@ header_cb(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-/* stop at a cancel or a termination request: checked after cleanup */
+/*
+ * Stop at a cancel or a termination request, raised by CHECK_FOR_INTERRUPTS
+ * after cleanup.  Other interrupts (a barrier, a catch-up) do not end the
+ * transfer: CHECK_FOR_INTERRUPTS would absorb them, and the fetch would
+ * fail for nothing.
+ */
 static int
 progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
@@ -149,7 +156,7 @@ progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 	(void) dlnow;
 	(void) ultotal;
 	(void) ulnow;
-	return InterruptPending ? 1 : 0;
+	return (QueryCancelPending || ProcDiePending) ? 1 : 0;
 }
 
 static void
@@ -241,6 +248,8 @@ jwt_fetch(const char *url, JwtFetchResult *res)
 				snprintf(res->error, sizeof(res->error), "HTTP status %ld", status);
 			else if (memchr(st.buf, '\0', st.len) != NULL)
 				strlcpy(res->error, "the document holds a NUL byte", sizeof(res->error));
+			else if (!pg_verify_mbstr(PG_UTF8, st.buf, (int) st.len, true))
+				strlcpy(res->error, "the document is not valid UTF-8", sizeof(res->error));
 			break;
 		case CURLE_WRITE_ERROR:
 		case CURLE_FILESIZE_EXCEEDED:

@@ -55,7 +55,8 @@ COMMENT ON FUNCTION @extschema@._jwt_jwks_wake() IS
 
 -- Fetch an issuer's key set, by discovery when jwks_uri is NULL.  Reports
 -- a failure in error (and document_error: the answer came, but was not what
--- it must be); never the body.
+-- it must be); never the body.  Raises nothing but a cancel, so that one
+-- issuer's failure is recorded and cannot stop the others' refresh.
 CREATE FUNCTION @extschema@._jwt_jwks_fetch(issuer text, jwks_uri text,
                                             OUT jwks jsonb, OUT fetched_uri text,
                                             OUT max_age integer, OUT expires timestamptz,
@@ -71,7 +72,14 @@ BEGIN
   document_error := false;
   fetched_uri := jwks_uri;
   IF jwks_uri IS NULL THEN
-    f := @extschema@._jwt_fetch(rtrim(issuer, '/') || '/.well-known/openid-configuration');
+    BEGIN
+      f := @extschema@._jwt_fetch(rtrim(issuer, '/') || '/.well-known/openid-configuration');
+    EXCEPTION WHEN OTHERS THEN
+      -- e.g. a character the database encoding cannot hold; a cancel
+      -- (QUERY_CANCELED is not among OTHERS) still ends the call
+      error := 'discovery: ' || SQLERRM;
+      RETURN;
+    END;
     IF NOT f.ok THEN
       error := 'discovery: ' || f.error;
       RETURN;
@@ -101,7 +109,13 @@ BEGIN
     END IF;
     document_error := false;
   END IF;
-  f := @extschema@._jwt_fetch(fetched_uri);
+  BEGIN
+    f := @extschema@._jwt_fetch(fetched_uri);
+  EXCEPTION WHEN OTHERS THEN
+    error := SQLERRM;
+    document_error := true;
+    RETURN;
+  END;
   max_age := f.max_age;
   expires := f.expires;
   IF NOT f.ok THEN
@@ -111,7 +125,10 @@ BEGIN
   BEGIN
     jwks := f.body::jsonb;
   EXCEPTION WHEN OTHERS THEN
-    jwks := NULL;
+    -- the message only: its detail would quote the document
+    error := 'the document is not a JWKS: ' || SQLERRM;
+    document_error := true;
+    RETURN;
   END;
   IF jsonb_typeof(jwks -> 'keys') IS DISTINCT FROM 'array' THEN
     error := 'the document is not a JWKS (no "keys" array)';

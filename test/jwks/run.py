@@ -39,6 +39,7 @@ Ends with "N passed, M failed"; exits 1 when anything failed.
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -198,6 +199,33 @@ def tests(c, idp):
         if mode == 'stall':
             print('provider stalls: the refresh gave up after %.2f s (jwt.jwks_timeout = 2 s)' % took)
             T.check(took < 4, 'provider stalls: the fetch gives up at jwt.jwks_timeout', '%.1f s' % took)
+    # a body that is not UTF-8, and, in a LATIN1 database, a key set with a
+    # character LATIN1 cannot hold: failures like the others, not errors
+    bad_utf8 = b'{"keys": [{"kty": "EC", "kid": "\xff\xfe"}]}'
+    idp.set_jwks(bad_utf8)
+    r, warnings = refresh(s, issuer)
+    st = status(s, issuer)
+    T.check(r == '0' and 'not valid UTF-8' in st.get('last_error', '') and st.get('keys') == '1'
+            and verify_sub(w, t2) == 'OK bob',
+            'a body that is not UTF-8: the refresh warns, the keys stay, jwt_jwks_status says why', str(st))
+    # raw UTF-8, and the same as a \u escape, which jsonb cannot read there
+    idp.set_jwks(json.dumps(idpctl.jwks(dict(k2, kid='k2-\u20ac')), ensure_ascii=False).encode())
+    s.query("CREATE DATABASE jwt_jwks_latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;")
+    l1 = session(c.conninfo('jwt_jwks_latin1'))
+    l1.query('CREATE EXTENSION jwt;')
+    lines = l1.query('SELECT jwt_issuer_trust(%s);' % q(issuer), allow_error=True)
+    err = first_error(lines)
+    T.check(err is not None and err[0] == '22000' and 'LATIN1' in ' '.join(lines),
+            'LATIN1 database: a key set it cannot hold is refused (22000), not an internal error',
+            repr(lines[-4:]))
+    idp.set_jwks(idpctl.jwks(dict(k2, kid='k2-\u20ac')))
+    lines = l1.query('SELECT jwt_issuer_trust(%s);' % q(issuer), allow_error=True)
+    err = first_error(lines)
+    T.check(err is not None and err[0] == '22000' and 'LATIN1' in ' '.join(lines),
+            'LATIN1 database: ... also written as a \\u escape (22000, and says why)', repr(lines[-4:]))
+    l1.close()
+    idp.set_jwks(idpctl.jwks(k2))
+
     # the provider is down: nothing listens where its keys were
     s.query("UPDATE jwt_issuers SET jwks_discovery = false, jwks_uri = 'https://127.0.0.1:1/jwks.json' "
             "WHERE issuer = %s;" % q(issuer))

@@ -221,7 +221,10 @@ def tests(c, idp):
     idp.set_jwks(idpctl.jwks(dict(k2, kid='k2-\u20ac')))
     lines = l1.query('SELECT jwt_issuer_trust(%s);' % q(issuer), allow_error=True)
     err = first_error(lines)
-    T.check(err is not None and err[0] == '22000' and 'LATIN1' in ' '.join(lines),
+    # jsonb input says so in words that depend on the version: 15 names the
+    # encoding, 17 and 18 the escape
+    said = ' '.join(lines)
+    T.check(err is not None and err[0] == '22000' and ('LATIN1' in said or 'Unicode escape' in said),
             'LATIN1 database: ... also written as a \\u escape (22000, and says why)', repr(lines[-4:]))
     l1.close()
     idp.set_jwks(idpctl.jwks(k2))

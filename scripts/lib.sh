@@ -7,7 +7,9 @@
 set -euo pipefail
 
 PG_MAJOR=${PG_MAJOR:-15}
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+# Debian's server of that version, or JWT_PG_BIN: the assert-enabled build
+# of scripts/cassert.sh
+PG_BIN=${JWT_PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}
 # that version's pg_config, psql, pg_dump... whatever else is installed
 export PG_MAJOR PG_CONFIG=$PG_BIN/pg_config PATH=$PG_BIN:$PATH
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -127,7 +127,9 @@ def wait_for_server(dbname=None, timeout=120):
         time.sleep(1)
 
 
-PG_BIN = '/usr/lib/postgresql/%s/bin' % os.environ.get('PG_MAJOR', '15')
+# Debian's server of PG_MAJOR, or JWT_PG_BIN (the assert-enabled build of
+# scripts/cassert.sh)
+PG_BIN = os.environ.get('JWT_PG_BIN') or '/usr/lib/postgresql/%s/bin' % os.environ.get('PG_MAJOR', '15')
 
 # ---- clusters of a suite's own ------------------------------------------
 

@@ -26,6 +26,20 @@ RESET ROLE;
 SHOW jwt.jwks_ca_file;
 REVOKE EXECUTE ON FUNCTION jwt_issuer_trust(text, text), jwt_jwks_refresh(text) FROM jwt_providers_nobody;
 
+-- nor through _jwt_fetch, or the function that calls it: _jwt_fetch checks
+-- in C, whatever was granted (42501 before any request: no port scan)
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO jwt_providers_nobody;
+SET ROLE jwt_providers_nobody;
+\set VERBOSITY sqlstate
+SELECT * FROM _jwt_fetch('https://127.0.0.1:1/');
+SELECT * FROM _jwt_fetch('http://127.0.0.1:1/');
+SELECT * FROM _jwt_jwks_fetch('https://127.0.0.1:1', NULL);
+SELECT * FROM _jwt_jwks_fetch('https://127.0.0.1:1', 'https://127.0.0.1:1/jwks.json');
+\set VERBOSITY default
+SELECT * FROM _jwt_fetch('https://127.0.0.1:1/');
+RESET ROLE;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM jwt_providers_nobody;
+
 -- https only, for the issuer (discovery) and for the JWKS URL
 SELECT jwt_issuer_trust('https://idp.example', 'http://idp.example/jwks.json');
 SELECT jwt_issuer_trust('https://idp.example', 'file:///etc/passwd');
@@ -35,6 +49,8 @@ SELECT jwt_issuer_trust('');
 SELECT ok, http_status, body, error FROM _jwt_fetch('http://127.0.0.1:1/');
 SELECT ok, error FROM _jwt_fetch('ftp://127.0.0.1/');
 SELECT ok, error FROM _jwt_fetch('https://');
+-- a failure is named, without the address or port libcurl tried
+SELECT ok, http_status, body, max_age, expires, error FROM _jwt_fetch('https://127.0.0.1:1/jwks.json');
 -- the table holds nothing else, whoever writes it
 INSERT INTO jwt_issuers (issuer, jwks_uri) VALUES ('https://x.example', 'http://x.example/jwks');
 
@@ -44,6 +60,7 @@ SET jwt.jwks_timeout = '3s';
 SELECT jwt_issuer_trust('https://127.0.0.1:1', 'https://127.0.0.1:1/jwks.json');
 SELECT jwt_issuer_trust('https://127.0.0.1:1');
 \set VERBOSITY default
+SELECT jwt_issuer_trust('https://127.0.0.1:1', 'https://127.0.0.1:1/jwks.json');
 SELECT count(*) AS issuers FROM jwt_issuers WHERE issuer LIKE 'https://127.0.0.1%';
 SELECT count(*) AS fetched FROM jwt_jwks_status();
 SELECT jwt_jwks_refresh('https://nobody.example');

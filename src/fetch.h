@@ -16,9 +16,13 @@ typedef struct JwtFetchResult
 	long		http_status;	/* 0: no answer */
 	char	   *body;			/* palloc'd, NUL-terminated; NULL unless ok */
 	size_t		len;
-	int			max_age;		/* Cache-Control max-age in seconds; -1: none */
-	TimestampTz expires;		/* Expires; 0: none */
-	char		error[256];		/* why not ok: no body text, no secret */
+	int			max_age;		/* Cache-Control max-age in seconds, 0 when
+								 * no-store or no-cache; -1: none */
+	TimestampTz expires;		/* Expires by our clock: Expires - Date after
+								 * the answer came (or Expires when no Date);
+								 * 0: none */
+	char		error[256];		/* why not ok: a fixed text, no body, no
+								 * address, no secret */
 } JwtFetchResult;
 
 /* settings (jwt.c defines them) */
@@ -26,6 +30,8 @@ extern char *jwt_jwks_ca_file;
 extern int	jwt_jwks_timeout;	/* milliseconds, whole transfer */
 
 extern bool jwt_https_url(const char *url);
+
+/* raises 42501 unless the current user owns the extension or is superuser */
 extern void jwt_fetch(const char *url, JwtFetchResult *res);
 
 #endif							/* JWT_FETCH_H */

@@ -29,8 +29,11 @@ COMMENT ON TABLE @extschema@.jwt_jwks_fetches IS
 'when each trusted issuer''s key set was fetched, and why the last attempt failed';
 
 -- One HTTPS GET (src/fetch.c): https only, also for redirects (at most 3),
--- the certificate and host name verified (jwt.jwks_ca_file, or the system
--- trust store), at most 1 MB, within jwt.jwks_timeout.
+-- the certificate and host name verified (against jwt.jwks_ca_file alone
+-- when it is set, else the system trust store), at most 1 MB, within
+-- jwt.jwks_timeout.  Only the extension owner or a superuser, whatever
+-- EXECUTE was granted: the C function checks (42501).  error is a fixed
+-- text per kind of failure, naming no address or port.
 CREATE FUNCTION @extschema@._jwt_fetch(url text, OUT ok boolean, OUT http_status integer,
                                        OUT body text, OUT max_age integer,
                                        OUT expires timestamptz, OUT error text)
@@ -40,7 +43,7 @@ LANGUAGE C VOLATILE STRICT;
 
 REVOKE ALL ON FUNCTION @extschema@._jwt_fetch(text) FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@._jwt_fetch(text) IS
-'internal: one HTTPS GET of an identity provider''s document, with the limits of jwt.jwks_*';
+'internal: one HTTPS GET of an identity provider''s document, with the limits of jwt.jwks_*; owner only';
 
 -- The JWKS worker (with jwt in shared_preload_libraries) reads the
 -- schedule again when this transaction commits.
@@ -56,7 +59,8 @@ COMMENT ON FUNCTION @extschema@._jwt_jwks_wake() IS
 -- Fetch an issuer's key set, by discovery when jwks_uri is NULL.  Reports
 -- a failure in error (and document_error: the answer came, but was not what
 -- it must be); never the body.  Raises nothing but a cancel, so that one
--- issuer's failure is recorded and cannot stop the others' refresh.
+-- issuer's failure is recorded and cannot stop the others' refresh, and
+-- 42501 for a caller who may not fetch (_jwt_fetch decides).
 CREATE FUNCTION @extschema@._jwt_jwks_fetch(issuer text, jwks_uri text,
                                             OUT jwks jsonb, OUT fetched_uri text,
                                             OUT max_age integer, OUT expires timestamptz,
@@ -74,7 +78,9 @@ BEGIN
   IF jwks_uri IS NULL THEN
     BEGIN
       f := @extschema@._jwt_fetch(rtrim(issuer, '/') || '/.well-known/openid-configuration');
-    EXCEPTION WHEN OTHERS THEN
+    EXCEPTION WHEN insufficient_privilege THEN
+      RAISE;
+    WHEN OTHERS THEN
       -- e.g. a character the database encoding cannot hold; a cancel
       -- (QUERY_CANCELED is not among OTHERS) still ends the call
       error := 'discovery: ' || SQLERRM;
@@ -111,7 +117,9 @@ BEGIN
   END IF;
   BEGIN
     f := @extschema@._jwt_fetch(fetched_uri);
-  EXCEPTION WHEN OTHERS THEN
+  EXCEPTION WHEN insufficient_privilege THEN
+    RAISE;
+  WHEN OTHERS THEN
     error := SQLERRM;
     document_error := true;
     RETURN;

@@ -30,9 +30,10 @@ endpoints according to the "discovery" mode (default both ok):
                   which serves the same document over plain HTTP)
   redirect_https  302 to /r/<hops-1>/<path> on this server (default hops=1)
 Cache-Control / Expires headers, when set, go on every response of both
-kinds of endpoint.  Each request to the HTTPS port (any path, query string
-dropped) is counted; requests for a plain copy on the control port are counted
-as "http:<path>".
+kinds of endpoint.  The Date header, and an Expires given in seconds, follow
+the provider's clock: the real time plus the skew set with POST /clock.
+Each request to the HTTPS port (any path, query string dropped) is counted;
+requests for a plain copy on the control port are counted as "http:<path>".
 
 Control port (plain HTTP, 127.0.0.1; request and response bodies are JSON):
   PUT  /jwks        body = the JWKS, served byte for byte (need not be JSON)
@@ -41,6 +42,8 @@ Control port (plain HTTP, 127.0.0.1; request and response bodies are JSON):
   POST /headers     {"cache_control": str|null, "expires": str|int|null}
                     replaces both; an int is seconds from now, sent as an
                     HTTP date computed per response; null = no header
+  POST /clock       {"skew": S}: the HTTPS side's clock (Date, and an int
+                    Expires) runs S seconds ahead (negative: behind)
   POST /discovery   {"issuer": str|null, "jwks_uri": str|null}, null = default
                     (applies to both discovery documents)
   GET  /counts      {"/jwks.json": 3, ...} since start or last reset
@@ -86,7 +89,13 @@ class State:
         self.modes = {"jwks": default_mode(), "discovery": default_mode()}
         self.headers = {"cache_control": None, "expires": None}
         self.discovery = {"issuer": None, "jwks_uri": None}
+        self.skew = 0.0
         self.counts = {}
+
+    def now(self):
+        """The provider's clock."""
+        with self.lock:
+            return time.time() + self.skew
 
     def count(self, path):
         with self.lock:
@@ -142,7 +151,7 @@ class Handler(BaseHTTPRequestHandler):
             out.append(("Cache-Control", h["cache_control"]))
         if isinstance(h["expires"], int):
             out.append(("Expires", email.utils.formatdate(
-                time.time() + h["expires"], usegmt=True)))
+                self.state.now() + h["expires"], usegmt=True)))
         elif h["expires"] is not None:
             out.append(("Expires", h["expires"]))
         return out
@@ -150,6 +159,11 @@ class Handler(BaseHTTPRequestHandler):
 
 class IdpHandler(Handler):
     """The HTTPS side."""
+
+    def date_time_string(self, timestamp=None):
+        # the Date header, by the provider's (possibly skewed) clock
+        return email.utils.formatdate(
+            self.state.now() if timestamp is None else timestamp, usegmt=True)
 
     def do_GET(self):
         path = self.path.split("?", 1)[0]
@@ -234,7 +248,7 @@ class ControlHandler(Handler):
         if self.path == "/state":
             with st.lock:
                 return self.reply({"modes": st.modes, "headers": st.headers,
-                                   "discovery": st.discovery,
+                                   "discovery": st.discovery, "skew": st.skew,
                                    "counts": st.counts,
                                    "jwks": st.jwks.decode("utf-8", "replace")})
         doc = self.document(self.path)
@@ -269,6 +283,11 @@ class ControlHandler(Handler):
             elif self.path == "/headers":
                 st.headers = {"cache_control": arg.get("cache_control"),
                               "expires": arg.get("expires")}
+            elif self.path == "/clock":
+                try:
+                    st.skew = float(arg.get("skew", 0))
+                except (TypeError, ValueError):
+                    return self.reply({"error": "skew must be a number"}, 400)
             elif self.path == "/discovery":
                 st.discovery = {"issuer": arg.get("issuer"),
                                 "jwks_uri": arg.get("jwks_uri")}

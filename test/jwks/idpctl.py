@@ -8,6 +8,7 @@
         idp.set_mode("stall", seconds=3)         # see idp.py for the modes
         idp.set_headers(cache_control="max-age=120", expires=60)
         idp.set_discovery_issuer("https://evil.example")
+        idp.set_clock_skew(3600)     # its Date header runs an hour ahead
         idp.counts()       # {"/jwks.json": 2, ...};  idp.reset_counts()
 
 Handle attributes: base_url (= issuer), tenant_url, jwks_url, discovery_url,
@@ -85,6 +86,11 @@ class Idp:
         self._call("POST", "/headers",
                    {"cache_control": cache_control, "expires": expires})
 
+    def set_clock_skew(self, seconds):
+        """The provider's clock (its Date header, and an int Expires) runs
+        seconds ahead of the real time (negative: behind); 0 = right."""
+        self._call("POST", "/clock", {"skew": seconds})
+
     def set_discovery_issuer(self, issuer):
         """issuer for both discovery documents; None = the default."""
         self.set_discovery(issuer=issuer)
@@ -99,7 +105,8 @@ class Idp:
         self._call("POST", "/counts/reset")
 
     def reset(self):
-        """Modes, headers, discovery and counts back to the start (JWKS kept)."""
+        """Modes, headers, clock, discovery and counts back to the start
+        (JWKS kept)."""
         self._call("POST", "/reset")
 
     def stop(self):

@@ -615,6 +615,7 @@ jwt_store_verify(const char *token, size_t len, JwtVerifyParams *params,
 				expired = false,
 				immature = false,
 				other_alg = false;
+	JwtVerifyParams caller_params = *params;
 
 	if (!jwt_token_open(token, len, params, &t, f))
 		return false;
@@ -628,6 +629,12 @@ jwt_store_verify(const char *token, size_t len, JwtVerifyParams *params,
 						"The \"iss\" claim must be a string.");
 
 again:
+	/*
+	 * The issuer's rules are applied to the caller's values, and point into
+	 * the cache (store_cxt), which the retry's store_load() resets: start
+	 * again from what the caller gave.
+	 */
+	*params = caller_params;
 	scope = NULL;
 	scopelen = 0;
 	fetched = false;
@@ -724,9 +731,9 @@ again:
 			 * most once per cool-down), and maybe wait for them, once.
 			 */
 			if (fetched && !retried &&
-				jwt_jwks_request(scope, scopelen, &ticket) && jwt_jwks_miss_wait > 0)
+				jwt_jwks_request(scope, scopelen, &ticket) && jwt_jwks_miss_wait > 0 &&
+				jwt_jwks_wait(ticket, jwt_jwks_miss_wait))
 			{
-				jwt_jwks_wait(ticket, jwt_jwks_miss_wait);
 				retried = true;
 				goto again;
 			}

@@ -20,6 +20,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -33,6 +34,9 @@
 
 #define IDENTITY_GUC	"jwt.identity"
 #define REQUEST_CLAIMS	"request.jwt.claims"
+
+/* how much of an invalid claim path an error quotes, in bytes */
+#define CLAIM_PATH_SHOWN	64
 
 static char *identity_text = NULL;	/* jwt.identity */
 static char *role_claim = NULL;		/* jwt.role_claim */
@@ -182,10 +186,16 @@ claim_lookup(Jsonb *claims, const char *name, int len, bool path_only,
 		return true;
 
 	if (!path_valid(name, len))
+	{
+		/* a path can be as long as any text: quote its start only */
+		int			shown = pg_mbcliplen(name, len, CLAIM_PATH_SHOWN);
+
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid claim path \"%.*s\"", len, name),
+				 errmsg("invalid claim path \"%.*s%s\"", shown, name,
+						shown < len ? "..." : ""),
 				 errhint("Separate names with dots, and quote a name that holds a dot: app_metadata.role, \"https://example.com/claims\".tenant.")));
+	}
 
 	if (*p == '.')
 		p++;

@@ -20,6 +20,7 @@ OBJS = \
 	src/session.o \
 	src/revocation.o \
 	src/fetch.o \
+	src/worker.o \
 	src/jwksworker.o \
 	src/jwt.o
 

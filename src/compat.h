@@ -15,17 +15,6 @@
 #error "jwt needs PostgreSQL 15 or later"
 #endif
 
-/*
- * A background worker may connect as a role that cannot log in from 17 on;
- * before, such a worker fails to start its connection (and jwt_refresh
- * then fails closed, see revocation.c).
- */
-#if PG_VERSION_NUM >= 170000
-#define JWT_BGW_CONNECT_FLAGS	BGWORKER_BYPASS_ROLELOGINCHECK
-#else
-#define JWT_BGW_CONNECT_FLAGS	0
-#endif
-
 /* InitMaterializedSRF() was named SetSingleFuncCall() in 15.0 */
 #if PG_VERSION_NUM < 150001
 #define InitMaterializedSRF(fcinfo, flags)	SetSingleFuncCall(fcinfo, flags)

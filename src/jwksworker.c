@@ -11,16 +11,31 @@
  * memory and sets the worker's latch, at most once per issuer per
  * jwt.jwks_miss_cooldown, so a flood of tokens with random kids costs the
  * provider one request per cool-down.  It may wait jwt.jwks_miss_wait for
- * the worker's round to end.
+ * the worker's round to end, as long as few others wait.
+ *
+ * The cool-downs are kept per issuer, in a table of JWKS_SLOTS entries
+ * keyed by the SHA-256 of the issuer (any length of name fits), with
+ * linear probing over at most JWKS_PROBE entries: a token of one issuer
+ * never takes another issuer's entry while that one cools down.  When no
+ * entry can be had near an issuer's place, the table asks for a refresh
+ * of every fetched issuer instead (at most once per cool-down), so a full
+ * table costs time, never an issuer's early refresh.
+ *
+ * Each issuer is refreshed in a transaction of its own, and an error in
+ * one (it was unregistered meanwhile, a lock timed out) is recorded for
+ * that issuer, with the usual backoff, and the round goes on.
  *
  * The worker starts once recovery has finished: a hot standby fetches
  * nothing, and its keys arrive by replication.
  */
 #include "postgres.h"
 
+#include <openssl/evp.h>
+
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -46,9 +61,11 @@
 #include "compat.h"
 #include "jwksworker.h"
 #include "keystore.h"
+#include "worker.h"
 
-#define JWKS_SLOTS			64
-#define JWKS_ISSUER_MAX		256
+#define JWKS_SLOTS			1024	/* issuers cooling down at once */
+#define JWKS_PROBE			32	/* entries looked at from an issuer's place */
+#define JWKS_DIGEST_LEN		32	/* SHA-256 */
 #define JWKS_MAX_SLEEP_MS	60000
 #define JWKS_RESTART_SECS	10
 
@@ -61,7 +78,7 @@ typedef struct JwksSlot
 	bool		used;
 	bool		pending;		/* the worker has not taken it yet */
 	TimestampTz last_request;
-	char		issuer[JWKS_ISSUER_MAX];
+	uint8		digest[JWKS_DIGEST_LEN];	/* of the issuer */
 } JwksSlot;
 
 typedef struct JwksShared
@@ -71,6 +88,12 @@ typedef struct JwksShared
 	uint64		rounds_started;
 	uint64		rounds_done;
 	ConditionVariable round_cv;
+	int			waiters;		/* backends in jwt_jwks_wait */
+	bool		connecting;		/* set while the worker connects: a start
+								 * that finds it set follows one that died
+								 * connecting (jwt.database is missing) */
+	bool		refresh_all;	/* the table was full: refresh everyone */
+	TimestampTz refresh_all_requested;
 	JwksSlot	slots[JWKS_SLOTS];
 } JwksShared;
 
@@ -127,47 +150,75 @@ jwt_jwks_worker_register(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-static uint32
-issuer_hash(const char *s, int len)
+/* the issuer's SHA-256; false if OpenSSL could not say */
+static bool
+issuer_digest(const char *issuer, int len, uint8 *digest)
 {
-	uint32		h = 2166136261u;	/* FNV-1a */
+	unsigned int dlen = 0;
 
-	for (int i = 0; i < len; i++)
-		h = (h ^ (unsigned char) s[i]) * 16777619u;
-	return h;
+	return EVP_Digest(issuer, len, digest, &dlen, EVP_sha256(), NULL) == 1 &&
+		dlen == JWKS_DIGEST_LEN;
+}
+
+static bool
+cooling(TimestampTz since, TimestampTz now)
+{
+	return !TimestampDifferenceExceeds(since, now, jwt_jwks_miss_cooldown * 1000);
 }
 
 bool
 jwt_jwks_request(const char *issuer, int len, uint64 *ticket)
 {
-	JwksSlot   *slot;
+	uint8		digest[JWKS_DIGEST_LEN];
+	uint32		home;
 	TimestampTz now = GetCurrentTimestamp();
 	bool		wait = false;
 	Latch	   *latch = NULL;
 
-	if (shared == NULL || len >= JWKS_ISSUER_MAX || RecoveryInProgress())
+	if (shared == NULL || RecoveryInProgress() || !issuer_digest(issuer, len, digest))
 		return false;
-	slot = &shared->slots[issuer_hash(issuer, len) % JWKS_SLOTS];
+	memcpy(&home, digest, sizeof(home));
 
 	SpinLockAcquire(&shared->mutex);
 	*ticket = shared->rounds_started;
 	if (shared->worker_latch != NULL)
 	{
-		bool		same = slot->used && strncmp(slot->issuer, issuer, len) == 0 &&
-			slot->issuer[len] == '\0';
-		bool		cooling = slot->used &&
-			!TimestampDifferenceExceeds(slot->last_request, now, jwt_jwks_miss_cooldown * 1000);
+		JwksSlot   *mine = NULL;
+		JwksSlot   *free_slot = NULL;
 
-		if (same && slot->pending)
-			wait = true;
-		else if (!cooling)
+		/* this issuer's entry, or the first one no issuer needs now */
+		for (int i = 0; i < JWKS_PROBE && mine == NULL; i++)
 		{
-			/* a free slot, or one whose cool-down is over: ours now */
+			JwksSlot   *slot = &shared->slots[(home + i) % JWKS_SLOTS];
+
+			if (slot->used && memcmp(slot->digest, digest, JWKS_DIGEST_LEN) == 0)
+				mine = slot;
+			else if (free_slot == NULL &&
+					 (!slot->used || (!slot->pending && !cooling(slot->last_request, now))))
+				free_slot = slot;
+		}
+		if (mine != NULL && mine->pending)
+			wait = true;		/* asked for already: the round will come */
+		else if (mine != NULL && cooling(mine->last_request, now))
+			wait = false;		/* refreshed early a moment ago */
+		else if (mine != NULL || free_slot != NULL)
+		{
+			JwksSlot   *slot = mine ? mine : free_slot;
+
 			slot->used = true;
 			slot->pending = true;
 			slot->last_request = now;
-			memcpy(slot->issuer, issuer, len);
-			slot->issuer[len] = '\0';
+			memcpy(slot->digest, digest, JWKS_DIGEST_LEN);
+			latch = shared->worker_latch;
+			wait = true;
+		}
+		else if (shared->refresh_all)
+			wait = true;
+		else if (!cooling(shared->refresh_all_requested, now))
+		{
+			/* every entry near ours is another issuer's, cooling down */
+			shared->refresh_all = true;
+			shared->refresh_all_requested = now;
 			latch = shared->worker_latch;
 			wait = true;
 		}
@@ -178,31 +229,64 @@ jwt_jwks_request(const char *issuer, int len, uint64 *ticket)
 	return wait;
 }
 
-void
+/* at most this many backends wait for a round at once */
+static int
+max_waiters(void)
+{
+	return Max(4, MaxConnections / 4);
+}
+
+static void
+wait_done(int code, Datum arg)
+{
+	(void) code;
+	(void) arg;
+	ConditionVariableCancelSleep();
+	SpinLockAcquire(&shared->mutex);
+	shared->waiters--;
+	SpinLockRelease(&shared->mutex);
+}
+
+bool
 jwt_jwks_wait(uint64 ticket, int ms)
 {
 	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+	bool		admitted;
 
 	if (shared == NULL || ms <= 0)
-		return;
-	ConditionVariablePrepareToSleep(&shared->round_cv);
-	for (;;)
-	{
-		uint64		done;
-		long		left;
+		return false;
+	SpinLockAcquire(&shared->mutex);
+	admitted = shared->waiters < max_waiters();
+	if (admitted)
+		shared->waiters++;
+	SpinLockRelease(&shared->mutex);
+	if (!admitted)
+		return false;
 
-		SpinLockAcquire(&shared->mutex);
-		done = shared->rounds_done;
-		SpinLockRelease(&shared->mutex);
-		/* a round that started after the request has ended */
-		if (done > ticket)
-			break;
-		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
-		if (left <= 0 ||
-			ConditionVariableTimedSleep(&shared->round_cv, left, PG_WAIT_EXTENSION))
-			break;
+	/* the count goes down however the wait ends, a FATAL included */
+	PG_ENSURE_ERROR_CLEANUP(wait_done, (Datum) 0);
+	{
+		ConditionVariablePrepareToSleep(&shared->round_cv);
+		for (;;)
+		{
+			uint64		done;
+			long		left;
+
+			SpinLockAcquire(&shared->mutex);
+			done = shared->rounds_done;
+			SpinLockRelease(&shared->mutex);
+			/* a round that started after the request has ended */
+			if (done > ticket)
+				break;
+			left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
+			if (left <= 0 ||
+				ConditionVariableTimedSleep(&shared->round_cv, left, PG_WAIT_EXTENSION))
+				break;
+		}
 	}
-	ConditionVariableCancelSleep();
+	PG_END_ENSURE_ERROR_CLEANUP(wait_done, (Datum) 0);
+	wait_done(0, (Datum) 0);
+	return true;
 }
 
 /*
@@ -255,16 +339,135 @@ worker_detach(int code, Datum arg)
 }
 
 /*
+ * The extension's schema (quoted) and owner in this database, or NULL when
+ * it is not installed here, or older than 0.5; in CurrentMemoryContext.
+ * The first time, and whenever the owner changed, the worker becomes that
+ * owner, with its settings pinned (worker.c).
+ */
+static char *
+worker_extension(Oid *owner)
+{
+	static Oid	settled_as = InvalidOid;
+	Oid			extoid = get_extension_oid("jwt", true);
+	Oid			nspoid;
+
+	if (!OidIsValid(extoid))
+		return NULL;
+	nspoid = jwt_extension_schema(extoid);
+	if (!OidIsValid(get_relname_relid("jwt_jwks_fetches", nspoid)))
+		return NULL;
+	*owner = jwt_extension_owner(extoid);
+	if (*owner != settled_as)
+	{
+		/* a setting made in a transaction that aborts would be undone */
+		if (OidIsValid(settled_as))
+			proc_exit(1);		/* the owner changed: start afresh */
+		jwt_worker_pin_settings(*owner);
+		settled_as = *owner;
+	}
+	return pstrdup(quote_identifier(get_namespace_name(nspoid)));
+}
+
+/*
+ * An issuer's refresh raised: record the error for that issuer alone, with
+ * the backoff of a failed fetch, so that the next round does not retry it
+ * at once.  Its row may be gone (unregistered meanwhile): then nothing is.
+ */
+static void
+record_failure(const char *nsp, const char *issuer, const char *message)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = CStringGetTextDatum(issuer);
+	values[1] = CStringGetTextDatum(message);
+	(void) SPI_execute_with_args(psprintf(
+										  "INSERT INTO %s.jwt_jwks_fetches AS s (issuer, last_attempt, last_error, failures, next_refresh) "
+										  "SELECT t.issuer, pg_catalog.clock_timestamp(), $2, 1, %s._jwt_jwks_next(false, 1, NULL, NULL) "
+										  "FROM %s.jwt_issuers AS t WHERE t.issuer OPERATOR(pg_catalog.=) $1 "
+										  "ON CONFLICT (issuer) DO UPDATE SET last_attempt = excluded.last_attempt, "
+										  "last_error = excluded.last_error, failures = s.failures OPERATOR(pg_catalog.+) 1, "
+										  "next_refresh = %s._jwt_jwks_next(false, s.failures OPERATOR(pg_catalog.+) 1, NULL, NULL)",
+										  nsp, nsp, nsp, nsp),
+								 2, argtypes, values, NULL, false, 0);
+}
+
+/*
+ * Refresh one issuer in a transaction of its own.  An error is caught,
+ * logged (its message only: a detail could quote a document) and recorded
+ * for that issuer; a cancel or a termination is not an error here.
+ */
+static void
+refresh_issuer(const char *nsp, const char *issuer, MemoryContext cxt)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	ErrorData  *volatile edata = NULL;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "refreshing an issuer's key set");
+		values[0] = CStringGetTextDatum(issuer);
+		if (SPI_execute_with_args(psprintf("SELECT %s.jwt_jwks_refresh($1)", nsp),
+								  1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not refresh the key set of issuer \"%s\"", issuer);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	if (edata == NULL)
+		return;
+
+	ereport(WARNING,
+			(errmsg("could not refresh the key set of issuer \"%s\": %s", issuer, edata->message)));
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		record_failure(nsp, issuer, edata->message);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		/* the issuer is gone, or the table is locked: the round goes on */
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+	FreeErrorData(edata);
+}
+
+/*
  * One round: the issuers due or asked for, each refreshed in a transaction
- * of its own.  Returns how long to sleep, in milliseconds.
+ * of its own.  Returns how long to sleep, in milliseconds.  What it keeps
+ * across its transactions lives in cxt, reset by the caller.
  */
 static long
-worker_round(void)
+worker_round(MemoryContext cxt)
 {
-	char		asked[JWKS_SLOTS][JWKS_ISSUER_MAX];
+	uint8	   *digests = palloc(JWKS_DIGEST_LEN * JWKS_SLOTS);
+	Datum	   *asked = palloc(sizeof(Datum) * JWKS_SLOTS);
 	int			nasked = 0;
+	bool		all;
 	List	   *issuers = NIL;
-	Oid			extoid;
 	Oid			owner = InvalidOid;
 	char	   *nsp = NULL;
 	long		sleep_ms = JWKS_MAX_SLEEP_MS;
@@ -274,9 +477,12 @@ worker_round(void)
 	for (int i = 0; i < JWKS_SLOTS; i++)
 		if (shared->slots[i].pending)
 		{
-			strlcpy(asked[nasked++], shared->slots[i].issuer, JWKS_ISSUER_MAX);
+			memcpy(digests + JWKS_DIGEST_LEN * nasked++, shared->slots[i].digest,
+				   JWKS_DIGEST_LEN);
 			shared->slots[i].pending = false;
 		}
+	all = shared->refresh_all;
+	shared->refresh_all = false;
 	shared->rounds_started++;
 	SpinLockRelease(&shared->mutex);
 
@@ -284,44 +490,45 @@ worker_round(void)
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	extoid = get_extension_oid("jwt", true);
-	if (OidIsValid(extoid))
 	{
-		Oid			nspoid = jwt_extension_schema(extoid);
+		MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
 
-		nsp = pstrdup(quote_identifier(get_namespace_name(nspoid)));
-		owner = jwt_extension_owner(extoid);
-		if (!OidIsValid(get_relname_relid("jwt_jwks_fetches", nspoid)))
-			nsp = NULL;			/* the extension is older than 0.5 here */
+		nsp = worker_extension(&owner);
+		MemoryContextSwitchTo(oldcxt);
 	}
 	if (nsp != NULL)
 	{
 		MemoryContext oldcxt;
 		char	   *sql;
-		ArrayType  *arr;
-		Datum	   *elems = palloc(sizeof(Datum) * Max(nasked, 1));
-		Oid			argtypes[1] = {TEXTARRAYOID};
-		Datum		values[1];
+		Oid			argtypes[2] = {BYTEAARRAYOID, BOOLOID};
+		Datum		values[2];
 		bool		isnull;
 
+		/* the issuers asked for, by digest */
 		for (int i = 0; i < nasked; i++)
-			elems[i] = CStringGetTextDatum(asked[i]);
-		arr = construct_array(elems, nasked, TEXTOID, -1, false, TYPALIGN_INT);
-		values[0] = PointerGetDatum(arr);
+		{
+			bytea	   *b = palloc(VARHDRSZ + JWKS_DIGEST_LEN);
+
+			SET_VARSIZE(b, VARHDRSZ + JWKS_DIGEST_LEN);
+			memcpy(VARDATA(b), digests + JWKS_DIGEST_LEN * i, JWKS_DIGEST_LEN);
+			asked[i] = PointerGetDatum(b);
+		}
+		values[0] = PointerGetDatum(construct_array(asked, nasked, BYTEAOID, -1, false, TYPALIGN_INT));
+		values[1] = BoolGetDatum(all);
 		sql = psprintf("SELECT t.issuer FROM %s.jwt_issuers AS t "
 					   "LEFT JOIN %s.jwt_jwks_fetches AS s ON s.issuer OPERATOR(pg_catalog.=) t.issuer "
 					   "WHERE (t.jwks_uri IS NOT NULL OR t.jwks_discovery) "
-					   "AND (s.next_refresh IS NULL OR s.next_refresh OPERATOR(pg_catalog.<=) pg_catalog.now() "
-					   "OR t.issuer OPERATOR(pg_catalog.=) ANY ($1)) ORDER BY 1",
+					   "AND (s.next_refresh IS NULL OR s.next_refresh OPERATOR(pg_catalog.<=) pg_catalog.now() OR $2 "
+					   "OR pg_catalog.sha256(pg_catalog.convert_to(t.issuer, pg_catalog.getdatabaseencoding())) "
+					   "OPERATOR(pg_catalog.=) ANY ($1)) ORDER BY 1",
 					   nsp, nsp);
-		if (SPI_execute_with_args(sql, 1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+		if (SPI_execute_with_args(sql, 2, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read the issuer table");
-		oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+		oldcxt = MemoryContextSwitchTo(cxt);
 		for (uint64 i = 0; i < SPI_processed; i++)
 			issuers = lappend(issuers, TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i],
 																		 SPI_tuptable->tupdesc,
 																		 1, &isnull)));
-		nsp = pstrdup(nsp);
 		MemoryContextSwitchTo(oldcxt);
 	}
 	SPI_finish();
@@ -330,30 +537,8 @@ worker_round(void)
 
 	foreach(lc, issuers)
 	{
-		char	   *issuer = lfirst(lc);
-		Oid			argtypes[1] = {TEXTOID};
-		Datum		values[1];
-		Oid			save_userid;
-		int			save_sec;
-
 		CHECK_FOR_INTERRUPTS();
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, "refreshing an issuer's key set");
-		/* as the extension's owner, as jwt_jwks_refresh requires */
-		GetUserIdAndSecContext(&save_userid, &save_sec);
-		SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-		values[0] = CStringGetTextDatum(issuer);
-		if (SPI_execute_with_args(psprintf("SELECT %s.jwt_jwks_refresh($1)", nsp),
-								  1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not refresh the key set of issuer \"%s\"", issuer);
-		SetUserIdAndSecContext(save_userid, save_sec);
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		pgstat_report_activity(STATE_IDLE, NULL);
+		refresh_issuer(nsp, lfirst(lc), cxt);
 	}
 
 	/* until the next one is due */
@@ -380,38 +565,89 @@ worker_round(void)
 		CommitTransactionCommand();
 	}
 
+	/* what the round wrote and deleted, for autovacuum to see */
+	pgstat_report_stat(true);
+
 	SpinLockAcquire(&shared->mutex);
 	shared->rounds_done = shared->rounds_started;
 	SpinLockRelease(&shared->mutex);
 	ConditionVariableBroadcast(&shared->round_cv);
-	list_free_deep(issuers);
-	if (nsp != NULL)
-		pfree(nsp);
 	return sleep_ms;
+}
+
+/*
+ * The last start died connecting to jwt.database, most likely because there
+ * is no such database: connected to none, look for it now and then, say so
+ * once, and exit to be started again when it is there.  So a missing
+ * database costs one FATAL line and one LOG line, not one every 10 s.
+ */
+static void
+wait_for_database(void)
+{
+	long		wait_ms = JWKS_RESTART_SECS * 1000L;
+	bool		said = false;
+
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("jwt jwks");
+	for (;;)
+	{
+		bool		exists;
+
+		StartTransactionCommand();
+		exists = OidIsValid(get_database_oid(jwt_database, true));
+		CommitTransactionCommand();
+		if (exists)
+			break;
+		if (!said)
+			ereport(LOG,
+					(errmsg("database \"%s\" named by jwt.database does not exist", jwt_database),
+					 errdetail("The jwt jwks worker waits for it, and refreshes nothing meanwhile.")));
+		said = true;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 wait_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		wait_ms = Min(wait_ms * 2, JWKS_MAX_SLEEP_MS);
+	}
+	SpinLockAcquire(&shared->mutex);
+	shared->connecting = false;
+	SpinLockRelease(&shared->mutex);
+	proc_exit(1);				/* started again, it connects */
 }
 
 void
 jwt_jwks_worker_main(Datum arg)
 {
 	long		sleep_ms = 0;
+	MemoryContext round_cxt;
+	bool		died_connecting;
 
 	(void) arg;
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(jwt_database, NULL, 0);
-	pgstat_report_appname("jwt jwks");
 
-	/* nothing the database's or the role's settings say may redirect us */
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SpinLockAcquire(&shared->mutex);
+	died_connecting = shared->connecting;
+	shared->connecting = true;
+	SpinLockRelease(&shared->mutex);
+	if (died_connecting)
+		wait_for_database();
+
+	/* as the bootstrap superuser, then as the owner (see worker.c) */
+	BackgroundWorkerInitializeConnection(jwt_database, NULL, JWT_BGW_CONNECT_FLAGS);
+	pgstat_report_appname("jwt jwks");
+	SpinLockAcquire(&shared->mutex);
+	shared->connecting = false;
+	SpinLockRelease(&shared->mutex);
 
 	SpinLockAcquire(&shared->mutex);
 	shared->worker_latch = MyLatch;
 	SpinLockRelease(&shared->mutex);
 	on_shmem_exit(worker_detach, (Datum) 0);
 
+	round_cxt = AllocSetContextCreate(TopMemoryContext, "jwt jwks round",
+									  ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -423,6 +659,12 @@ jwt_jwks_worker_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		sleep_ms = worker_round();
+		MemoryContextReset(round_cxt);
+		{
+			MemoryContext oldcxt = MemoryContextSwitchTo(round_cxt);
+
+			sleep_ms = worker_round(round_cxt);
+			MemoryContextSwitchTo(oldcxt);
+		}
 	}
 }

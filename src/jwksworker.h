@@ -15,15 +15,20 @@ extern void jwt_jwks_worker_register(void);
 
 /*
  * A token named a kid that its issuer's keys lack: ask the worker for an
- * early refresh of that issuer, at most once per jwt.jwks_miss_cooldown.
+ * early refresh of that issuer, at most once per jwt.jwks_miss_cooldown
+ * for each issuer.
  * Returns whether it is worth waiting (a refresh is asked for, or running),
  * and sets *ticket for jwt_jwks_wait.  Nothing happens without the worker
  * (not preloaded, or a hot standby).
  */
 extern bool jwt_jwks_request(const char *issuer, int len, uint64 *ticket);
 
-/* wait until the worker finished a round begun after ticket, or ms pass */
-extern void jwt_jwks_wait(uint64 ticket, int ms);
+/*
+ * Wait until the worker finished a round begun after ticket, or ms pass;
+ * false, at once, when too many backends wait already (a flood of unknown
+ * kids must not hold every connection).
+ */
+extern bool jwt_jwks_wait(uint64 ticket, int ms);
 
 /* tell the worker, when this transaction commits, that a schedule changed */
 extern void jwt_jwks_wake_at_commit(void);

@@ -53,6 +53,7 @@
 #include "jsonutil.h"
 #include "keystore.h"
 #include "revocation.h"
+#include "worker.h"
 
 typedef enum RevState
 {
@@ -317,7 +318,6 @@ typedef struct PendingRevocation
 typedef struct FamilyRevokeArgs
 {
 	Oid			dboid;
-	Oid			roleid;
 	pg_uuid_t	family;
 	char		reason[REASON_MAX];
 } FamilyRevokeArgs;
@@ -509,23 +509,29 @@ jwt_family_revoke_main(Datum arg)
 	(void) arg;
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(args.dboid, args.roleid,
+	/* as the bootstrap superuser, then as the owner (see worker.c) */
+	BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid,
 											  JWT_BGW_CONNECT_FLAGS);
 	pgstat_report_appname("jwt family revocation");
 
-	/* nothing the database's or the role's settings say may redirect us */
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * Nothing the database's or the role's settings say may redirect us; in
+	 * a transaction of its own, as a transaction's read-only mode and
+	 * isolation are taken from the defaults when it starts.
+	 */
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	jwt_worker_pin_settings(jwt_extension_owner(get_extension_oid("jwt", false)));
 	/* the family row may be locked by a refresh in progress: not for long */
 	SetConfigOption("lock_timeout", FAMILY_REVOKE_LOCK_TIMEOUT, PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	CommitTransactionCommand();
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
-
 	extoid = get_extension_oid("jwt", false);
+
 	nspoid = jwt_extension_schema(extoid);
 	sql = psprintf("UPDATE %s.jwt_token_families "
 				   "SET revoked_at = pg_catalog.clock_timestamp(), revoked_reason = $2 "
@@ -598,7 +604,6 @@ family_revoke_by_worker(pg_uuid_t *family, const char *reason)
 
 	memset(&args, 0, sizeof(args));
 	args.dboid = MyDatabaseId;
-	args.roleid = jwt_extension_owner(get_extension_oid("jwt", false));
 	args.family = *family;
 	strlcpy(args.reason, reason, sizeof(args.reason));
 

@@ -616,26 +616,73 @@ def role_granted_without_set(ctx):
     su.query("ALTER ROLE mallory RESET jwt.role_claim; DROP ROLE role_noset;")
 
 
+# what a database owner may put in pg_db_role_setting, and what each did to
+# the family-revocation worker before it pinned them: it ran as her (and
+# could not write), or its writes could not commit, or were not durable
+# when it reported them done
+HOSTILE_DATABASE_SETTINGS = [
+    "role = 'dbowner'",
+    "session_authorization = 'dbowner'",
+    "default_transaction_read_only = on",
+    "statement_timeout = '1ms'",
+    "lock_timeout = '1ms'",
+    "idle_in_transaction_session_timeout = '1ms'",
+    "synchronous_commit = off",
+    "default_transaction_isolation = 'serializable'",
+    "plpgsql.extra_errors = 'all'",
+    "standard_conforming_strings = off",
+    "transform_null_equals = on",
+]
+
+
+@attack
+def database_settings_steer_revocation_worker(ctx):
+    """The database owner sets, for her database, a role, a session
+    authorization, read-only transactions, tiny timeouts and more: the
+    family-revocation worker, which connects to that database, must still
+    write each revocation to the table as the extension's owner."""
+    name = 'database_settings_steer_revocation_worker'
+    # both sessions connect before any setting is made: only the worker,
+    # which connects afresh each time, gets them
+    su = ctx.session()
+    o = ctx.session('dbowner')
+    o.query('DO $$ BEGIN END $$;')     # plpgsql loaded: its settings are known
+    log_start = len(ctx.cluster.log_text())
+    for i, setting in enumerate(HOSTILE_DATABASE_SETTINGS):
+        r = outcome(o, 'ALTER DATABASE jwt_attack SET %s;' % setting)
+        ctx.check(r.startswith('OK'), '%s: the owner may set %s' % (name, setting), r)
+        sub = 'steer-%d' % i
+        rt0 = su.rows("SELECT refresh_token FROM jwt_issue_pair('{\"sub\": \"%s\"}');" % sub)[0][0]
+        rt1 = outcome(su, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))
+        r = outcome(su, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))
+        ctx.check(rt1.startswith('OK ') and r == 'ERROR JW010',
+                  '%s: %s: the replay is JW010' % (name, setting), '%s / %s' % (rt1, r))
+        written = su.value("SELECT revoked_at IS NOT NULL FROM jwt_token_families WHERE sub = %s;" % q(sub))
+        ctx.check(written == 't', '%s: %s: the worker wrote the revocation' % (name, setting), written)
+        su.query('ALTER DATABASE jwt_attack RESET ALL;')
+    log = ctx.cluster.log_text()[log_start:]
+    ctx.check('could not revoke a token family in a background worker' not in log,
+              '%s: no revocation fell back to the pending file' % name)
+
+
 @attack
 def worker_owner_cannot_log_in(ctx):
-    """The extension's owner is a role that cannot log in, as the worker
-    connects as that owner: on 15 and 16 the worker cannot connect, and
-    reuse detection must fail closed; from 17 it connects all the same."""
+    """The extension's owner is a role that cannot log in: the worker
+    connects as the bootstrap superuser and becomes the owner, so that
+    it writes the revocation all the same (before, it connected as the
+    owner, and on 15 and 16 could not)."""
     su = ctx.session()
     su.query("CREATE ROLE jwt_nologin_owner SUPERUSER NOLOGIN; CREATE DATABASE jwt_nologin;")
     d = ctx.session(db='jwt_nologin')
     d.query("SET ROLE jwt_nologin_owner; CREATE EXTENSION jwt; SELECT jwt_key_generate('ES256'); RESET ROLE;")
     owner = d.value("SELECT extowner::regrole FROM pg_extension WHERE extname = 'jwt';")
     ctx.check(owner == 'jwt_nologin_owner', 'worker_owner_cannot_log_in: the owner is the NOLOGIN role', owner)
-    new_worker_api = int(d.value("SELECT current_setting('server_version_num');")) >= 170000
     access, rt0 = d.rows("SELECT access_token, refresh_token FROM jwt_issue_pair('{\"sub\": \"nologin\"}');")[0]
     rt1 = d.value('SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))
     r = outcome(d, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))
     ctx.check(r == 'ERROR JW010', 'worker_owner_cannot_log_in: the replay is JW010', r)
     written = d.value("SELECT revoked_at IS NOT NULL FROM jwt_token_families WHERE sub = 'nologin';")
-    ctx.check(written == ('t' if new_worker_api else 'f'),
-              'worker_owner_cannot_log_in: the worker %s' % (
-                  'writes the revocation (17+)' if new_worker_api else 'could not connect'), written)
+    ctx.check(written == 't', 'worker_owner_cannot_log_in: the worker writes the revocation', written)
     r = outcome(d, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt1))
     ctx.check(r == 'ERROR JW010', 'worker_owner_cannot_log_in: the family refreshes no more', r)
     su.query("ALTER ROLE jwt_nologin_owner LOGIN;")
@@ -732,3 +779,23 @@ def malformed_key_kept_out_of_log(ctx):
               '\n'.join(lines))
     time.sleep(0.3)
     ctx.check(marker not in ctx.cluster.log_text(), 'malformed_key_kept_out_of_log: not in the server log')
+
+
+@attack
+def claim_path_echoed_whole(ctx):
+    """An invalid claim path of 100 kB: the error quotes its start only,
+    in the reply and in the server log (it quoted all of it)."""
+    m = ctx.session('mallory')
+    tok = issue(ctx, '{"sub": "mallory"}')
+    path = 'app.' + 'b' * 100000 + '..role'
+    lines = m.query('BEGIN; SELECT jwt_authenticate(%s) IS NOT NULL; SELECT jwt_claim(%s); ROLLBACK;'
+                    % (q(tok), q(path)), allow_error=True)
+    err = [l for l in lines if 'invalid claim path' in l]
+    ctx.check(len(err) == 1 and len(err[0]) < 300,
+              'claim_path_echoed_whole: the error quotes at most a short start of the path',
+              '%d lines, %s chars' % (len(err), [len(l) for l in err]))
+    time.sleep(0.3)
+    logged = [l for l in ctx.cluster.log_text().splitlines() if 'invalid claim path' in l]
+    ctx.check(logged and all(len(l) < 400 for l in logged),
+              'claim_path_echoed_whole: ... and so does the server log',
+              '%d lines, longest %d' % (len(logged), max([len(l) for l in logged] or [0])))

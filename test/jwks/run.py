@@ -53,7 +53,9 @@ sys.path.insert(0, os.path.join(HERE, '..', 'stress'))
 sys.path.insert(0, HERE)
 from stresslib import (PG_BIN, Session, Tally, first_error, initdb, outcome,  # noqa: E402
                        pg_start, pg_stop, quote as q, run)
+import hardening  # noqa: E402
 import idpctl  # noqa: E402
+import trust  # noqa: E402
 
 PORT = 5481
 DB = 'jwt_jwks'
@@ -321,6 +323,7 @@ class PreloadedCluster(Cluster):
         initdb(self.data, "shared_preload_libraries = 'jwt'\njwt.database = '%s'\n"
                "jwt.jwks_ca_file = '%s'\njwt.jwks_timeout = 2s\n"
                "jwt.jwks_miss_cooldown = 3s\njwt.jwks_min_interval = 2s\njwt.jwks_max_interval = 2s\n"
+               "max_connections = 40\n"   # hardening.MAX_WAITERS is a quarter of it
                "log_min_messages = warning\n" % (DB, idpctl.CA_FILE))
         pg_start(self.data, self.dir, PORT, self.log)
         self.standby = os.path.join(self.dir, 'standby')
@@ -474,6 +477,8 @@ def worker_tests(c):
                 'attack: none of her functions ran as the worker: the database owner is no superuser')
         w2.close()
 
+        hardening.worker_hardening(c, PORT, DB, idp, s, w, T, session, verify_sub, wait_until, q, keys)
+
         # the standby: no worker, the keys arrive by replication
         sb = session('host=%s port=%d dbname=%s user=postgres' % (c.dir, PORT + 1, DB))
         lsn = s.value('SELECT pg_current_wal_lsn();')
@@ -501,12 +506,14 @@ def main():
         with idpctl.start() as idp:
             tests(c, idp)
         unknown_ca(c)
+        trust.checks(c, T)
         log = c.log_text()
         c.stop(keep=args.keep)
         c = PreloadedCluster()
         c.start()
         worker_tests(c)
         log += c.log_text()
+        hardening.missing_database(T, initdb, pg_start, pg_stop, session, wait_until, PORT + 5)
         T.check('<html' not in log.lower() and 'sign in' not in log.lower(), 'the server log holds no body')
         bad = [l for l in log.splitlines() if re.search(r'PANIC|terminated by signal|TRAP:', l)]
         T.check(not bad, 'no crash in the server log', '\n'.join(bad[:5]))

@@ -18,6 +18,7 @@ OBJS = \
 	src/token.o \
 	src/verifycache.o \
 	src/session.o \
+	src/pending.o \
 	src/revocation.o \
 	src/fetch.o \
 	src/worker.o \

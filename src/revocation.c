@@ -17,10 +17,6 @@
  */
 #include "postgres.h"
 
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
@@ -29,7 +25,9 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
 #include "commands/extension.h"
+#include "common/file_perm.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -37,6 +35,7 @@
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -52,6 +51,7 @@
 #include "errcodes.h"
 #include "jsonutil.h"
 #include "keystore.h"
+#include "pending.h"
 #include "revocation.h"
 #include "worker.h"
 
@@ -290,10 +290,14 @@ jwt_revocation_check(const JwtClaims *claims, JwtFailure *f)
  * Detection fails closed.  When no worker can be had (every slot is taken,
  * and any user can fill them with parallel workers), or the worker could
  * not finish (a lock held by an open transaction, the owner cannot log
- * in), the family is written to a small file in the data directory,
- * fsync'd before jwt_refresh raises.  jwt_refresh refuses every family in
- * that file, and each worker that runs later applies the file's entries of
- * its database to the table and removes them.
+ * in), the family is recorded in the store of pending revocations
+ * (pending.c: one file in the data directory, durable before jwt_refresh
+ * raises).  jwt_refresh refuses every family the store holds, and each
+ * worker that runs later applies the store's entries of its database to
+ * the table and removes them.  When the store is full, the database itself
+ * is recorded: every family of it is refused until a worker revokes all
+ * those created up to then (see pending.c).  A store that cannot be read
+ * (damaged) is an error on every refresh, never an empty store.
  * ----------------------------------------------------------------
  */
 
@@ -305,15 +309,9 @@ jwt_revocation_check(const JwtClaims *claims, JwtFailure *f)
 
 /* in the data directory, which is every backend's working directory */
 #define PENDING_FILE		"pg_jwt_pending_revocations"
-#define PENDING_TMP			"pg_jwt_pending_revocations.tmp"
-#define PENDING_LOCK		"pg_jwt_pending_revocations.lock"
-#define PENDING_MAX			100000	/* entries read; the file never nears it */
 
-typedef struct PendingRevocation
-{
-	Oid			dboid;
-	pg_uuid_t	family;
-} PendingRevocation;
+/* revoked_reason of the families a database marker revokes */
+#define PENDING_DATABASE_REASON	"refresh token reused (pending revocations were full)"
 
 typedef struct FamilyRevokeArgs
 {
@@ -324,187 +322,175 @@ typedef struct FamilyRevokeArgs
 
 StaticAssertDecl(sizeof(FamilyRevokeArgs) <= BGW_EXTRALEN,
 				 "FamilyRevokeArgs must fit in bgw_extra");
+StaticAssertDecl(sizeof(((PendingEntry *) 0)->family) == sizeof(pg_uuid_t),
+				 "a pending entry's family must be a uuid");
+StaticAssertDecl(sizeof(Oid) == sizeof(uint32),
+				 "a pending entry's dboid must be an Oid");
 
-/*
- * The file is only ever changed under an exclusive flock() of PENDING_LOCK,
- * and read under a shared one: appends and the worker's rewrite cannot
- * interleave.
- */
-static int
-pending_lock(int how)
+static PendingStore
+pending_store(void)
 {
-	int			fd = OpenTransientFile(PENDING_LOCK, O_RDWR | O_CREAT | PG_BINARY);
+	PendingStore store;
 
-	if (fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\": %m", PENDING_LOCK)));
-	while (flock(fd, how) != 0)
-	{
-		if (errno != EINTR)
-		{
-			int			save_errno = errno;
-
-			CloseTransientFile(fd);
-			errno = save_errno;
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not lock file \"%s\": %m", PENDING_LOCK)));
-		}
-	}
-	return fd;
+	store.path = PENDING_FILE;
+	store.max_families = PENDING_MAX_FAMILIES;
+	store.file_mode = pg_file_create_mode;
+	return store;
 }
 
-/* the file's entries (palloc'd), with the lock held by the caller */
-static PendingRevocation *
-pending_read(int *n)
+/* report a failure of the store at elevel */
+static void
+pending_report(int elevel, PendingStatus st, const PendingError *err)
 {
-	int			fd = OpenTransientFile(PENDING_FILE, O_RDONLY | PG_BINARY);
-	struct stat st;
-	PendingRevocation *entries;
-	ssize_t		got;
-
-	*n = 0;
-	if (fd < 0)
+	switch (st)
 	{
-		if (errno == ENOENT)
-			return NULL;
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\": %m", PENDING_FILE)));
+		case PENDING_OK:
+			break;
+		case PENDING_NO_MEMORY:
+			ereport(elevel,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory"),
+					 errdetail("Failed while reading the pending token family revocations in \"%s\".",
+							   PENDING_FILE)));
+			break;
+		case PENDING_CORRUPT:
+			ereport(elevel,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("invalid pending token family revocations in file \"%s\"",
+							err->file),
+					 errdetail_internal("%s", err->detail),
+					 errhint("Every refresh token is refused while this file cannot be read. "
+							 "Move it out of the data directory once the revocations it held are written to jwt_token_families.")));
+			break;
+		case PENDING_NO_SPACE:
+			ereport(elevel,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many pending token family revocations in file \"%s\"",
+							PENDING_FILE)));
+			break;
+		case PENDING_IO_ERROR:
+			errno = err->errnum;
+			switch (err->op)
+			{
+				case PENDING_OP_OPEN:
+					ereport(elevel,
+							(errcode_for_file_access(),
+							 errmsg("could not open file \"%s\": %m", err->file)));
+					break;
+				case PENDING_OP_LOCK:
+					ereport(elevel,
+							(errcode_for_file_access(),
+							 errmsg("could not lock file \"%s\": %m", err->file)));
+					break;
+				case PENDING_OP_STAT:
+					ereport(elevel,
+							(errcode_for_file_access(),
+							 errmsg("could not stat file \"%s\": %m", err->file)));
+					break;
+				case PENDING_OP_READ:
+					ereport(elevel,
+							(errcode_for_file_access(),
+							 errmsg("could not read file \"%s\": %m", err->file)));
+					break;
+				case PENDING_OP_WRITE:
+					ereport(elevel,
+							(errcode_for_file_access(),
+							 errmsg("could not write file \"%s\": %m", err->file)));
+					break;
+				case PENDING_OP_FSYNC:
+					ereport(data_sync_elevel(elevel),
+							(errcode_for_file_access(),
+							 errmsg("could not fsync file \"%s\": %m", err->file)));
+					break;
+				case PENDING_OP_RENAME:
+					ereport(elevel,
+							(errcode_for_file_access(),
+							 errmsg("could not rename file \"%s\" to \"%s\": %m",
+									err->file, PENDING_FILE)));
+					break;
+				case PENDING_OP_UNLINK:
+					ereport(elevel,
+							(errcode_for_file_access(),
+							 errmsg("could not remove file \"%s\": %m", err->file)));
+					break;
+				case PENDING_OP_NONE:
+					elog(elevel, "invalid pending token family revocation: %m");
+					break;
+			}
+			break;
 	}
-	if (fstat(fd, &st) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat file \"%s\": %m", PENDING_FILE)));
-	*n = Min(st.st_size / (off_t) sizeof(PendingRevocation), PENDING_MAX);
-	entries = palloc(sizeof(PendingRevocation) * Max(*n, 1));
-	got = read(fd, entries, sizeof(PendingRevocation) * *n);
-	if (got < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not read file \"%s\": %m", PENDING_FILE)));
-	*n = got / sizeof(PendingRevocation);
-	CloseTransientFile(fd);
-	return entries;
 }
 
 /* record a family whose revocation could not be written; durable on return */
-static void
-pending_add(const pg_uuid_t *family)
+static PendingAdded
+pending_add_family(const pg_uuid_t *family)
 {
-	PendingRevocation e;
-	int			lockfd = pending_lock(LOCK_EX);
-	int			fd;
+	PendingStore store = pending_store();
+	PendingEntry e;
+	PendingAdded added;
+	PendingError err;
+	PendingStatus st;
 
 	memset(&e, 0, sizeof(e));
 	e.dboid = MyDatabaseId;
-	e.family = *family;
-	fd = OpenTransientFile(PENDING_FILE, O_WRONLY | O_APPEND | O_CREAT | PG_BINARY);
-	if (fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\": %m", PENDING_FILE)));
-	errno = 0;
-	if (write(fd, &e, sizeof(e)) != sizeof(e))
-	{
-		if (errno == 0)
-			errno = ENOSPC;
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not write file \"%s\": %m", PENDING_FILE)));
-	}
-	if (pg_fsync(fd) != 0)
-		ereport(data_sync_elevel(ERROR),
-				(errcode_for_file_access(),
-				 errmsg("could not fsync file \"%s\": %m", PENDING_FILE)));
-	CloseTransientFile(fd);
-	fsync_fname(".", true);		/* the file's directory entry, when new */
-	CloseTransientFile(lockfd);
+	e.kind = PENDING_FAMILY;
+	memcpy(e.family, family->data, sizeof(e.family));
+	e.stamp = GetCurrentTimestamp();
+	st = pending_add(&store, &e, 1, &added, &err);
+	pending_report(ERROR, st, &err);
+	return added;
 }
 
 bool
 jwt_family_pending(const pg_uuid_t *family)
 {
-	struct stat st;
-	PendingRevocation *entries;
-	int			n;
-	int			lockfd;
-	bool		found = false;
+	PendingStore store = pending_store();
+	PendingHit	hit;
+	PendingError err;
+	PendingStatus st;
 
-	/* the usual case, one stat(): there is no file */
-	if (stat(PENDING_FILE, &st) != 0 || st.st_size == 0)
-		return false;
-	lockfd = pending_lock(LOCK_SH);
-	entries = pending_read(&n);
-	CloseTransientFile(lockfd);
-	for (int i = 0; i < n && !found; i++)
-		found = entries[i].dboid == MyDatabaseId &&
-			memcmp(&entries[i].family, family, sizeof(pg_uuid_t)) == 0;
-	if (entries)
-		pfree(entries);
-	return found;
+	/* without a file, one failed open(); otherwise a binary search */
+	st = pending_lookup(&store, MyDatabaseId, family->data, &hit, &err);
+	pending_report(ERROR, st, &err);
+	return hit != PENDING_HIT_NONE;
 }
 
-/* In the worker, once its transaction committed: drop what it applied. */
+/* one UPDATE of jwt_token_families in the worker */
 static void
-pending_remove(const PendingRevocation *applied, int napplied)
+family_revoke_update(const char *sql, Oid argtype, Datum arg, const char *reason)
 {
-	int			lockfd = pending_lock(LOCK_EX);
-	PendingRevocation *entries;
-	int			n;
-	int			kept = 0;
-	int			fd;
+	Oid			types[2] = {argtype, TEXTOID};
+	Datum		values[2] = {arg, CStringGetTextDatum(reason)};
+	int			rc;
 
-	entries = pending_read(&n);
-	for (int i = 0; i < n; i++)
-	{
-		bool		done = false;
-
-		for (int j = 0; j < napplied && !done; j++)
-			done = entries[i].dboid == applied[j].dboid &&
-				memcmp(&entries[i].family, &applied[j].family, sizeof(pg_uuid_t)) == 0;
-		if (!done)
-			entries[kept++] = entries[i];
-	}
-	if (kept == n)
-	{
-		CloseTransientFile(lockfd);
-		return;
-	}
-	if (kept == 0)
-		durable_unlink(PENDING_FILE, ERROR);
-	else
-	{
-		fd = OpenTransientFile(PENDING_TMP, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
-		if (fd < 0 ||
-			write(fd, entries, sizeof(PendingRevocation) * kept) !=
-			(ssize_t) (sizeof(PendingRevocation) * kept))
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not write file \"%s\": %m", PENDING_TMP)));
-		CloseTransientFile(fd);
-		durable_rename(PENDING_TMP, PENDING_FILE, ERROR);
-	}
-	CloseTransientFile(lockfd);
+	rc = SPI_execute_with_args(sql, 2, types, values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "could not revoke token family: SPI_execute_with_args returned %d", rc);
 }
 
 PGDLLEXPORT void jwt_family_revoke_main(Datum arg);
 
+/*
+ * The worker.  Memory: the store's entries are malloc()ed by pending.c
+ * and owned here until proc_exit, so they outlive SPI_finish() and the
+ * commit, after which pending_remove() reads them; everything palloc'd
+ * after SPI_connect() (the statements, the uuid array) serves the
+ * statements only and dies with SPI_finish().
+ */
 void
 jwt_family_revoke_main(Datum arg)
 {
 	FamilyRevokeArgs args;
+	PendingStore store;
+	PendingEntry *pending = NULL;
+	size_t		npending = 0;
+	size_t		nfamilies = 0;
+	size_t		removed;
+	PendingError err;
+	PendingStatus st;
 	Oid			extoid;
-	Oid			nspoid;
+	char	   *table;
 	char	   *sql;
-	Oid			types[2] = {UUIDOID, TEXTOID};
-	Datum		values[2];
-	int			rc;
-	PendingRevocation *pending;
-	int			npending;
-	PendingRevocation *applied;
-	int			napplied = 0;
 
 	(void) arg;
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
@@ -526,47 +512,79 @@ jwt_family_revoke_main(Datum arg)
 	SetConfigOption("lock_timeout", FAMILY_REVOKE_LOCK_TIMEOUT, PGC_SUSET, PGC_S_OVERRIDE);
 	CommitTransactionCommand();
 
+	/*
+	 * This family, then whatever earlier revocations of this database wait.
+	 * A store that cannot be read stays as it is (every refresh reports it):
+	 * this family is revoked all the same.
+	 */
+	store = pending_store();
+	st = pending_read(&store, args.dboid, &pending, &npending, &err);
+	if (st != PENDING_OK)
+	{
+		pending_report(WARNING, st, &err);
+		pending = NULL;
+		npending = 0;
+	}
+
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	extoid = get_extension_oid("jwt", false);
+	table = psprintf("%s.jwt_token_families",
+					 quote_identifier(get_namespace_name(jwt_extension_schema(extoid))));
 
-	nspoid = jwt_extension_schema(extoid);
-	sql = psprintf("UPDATE %s.jwt_token_families "
+	sql = psprintf("UPDATE %s "
 				   "SET revoked_at = pg_catalog.clock_timestamp(), revoked_reason = $2 "
-				   "WHERE family OPERATOR(pg_catalog.=) $1 AND revoked_at IS NULL",
-				   quote_identifier(get_namespace_name(nspoid)));
+				   "WHERE family OPERATOR(pg_catalog.=) $1 AND revoked_at IS NULL", table);
+	family_revoke_update(sql, UUIDOID, UUIDPGetDatum(&args.family), args.reason);
 
-	/* this family, then whatever earlier revocations of this database wait */
+	for (size_t i = 0; i < npending; i++)
+		if (pending[i].kind == PENDING_FAMILY)
+			nfamilies++;
+	if (nfamilies > 0)
 	{
-		int			lockfd = pending_lock(LOCK_SH);
+		Datum	   *uuids = palloc(sizeof(Datum) * nfamilies);
+		size_t		k = 0;
 
-		pending = pending_read(&npending);
-		CloseTransientFile(lockfd);
+		for (size_t i = 0; i < npending; i++)
+			if (pending[i].kind == PENDING_FAMILY)
+				uuids[k++] = UUIDPGetDatum((pg_uuid_t *) pending[i].family);
+		sql = psprintf("UPDATE %s "
+					   "SET revoked_at = pg_catalog.clock_timestamp(), revoked_reason = $2 "
+					   "WHERE family OPERATOR(pg_catalog.=) ANY ($1) AND revoked_at IS NULL",
+					   table);
+		family_revoke_update(sql, UUIDARRAYOID,
+							 PointerGetDatum(construct_array(uuids, (int) nfamilies, UUIDOID,
+															 UUID_LEN, false, TYPALIGN_CHAR)),
+							 "refresh token reused");
 	}
-	applied = palloc(sizeof(PendingRevocation) * (npending + 1));
-	applied[napplied].dboid = args.dboid;
-	applied[napplied++].family = args.family;
-	for (int i = 0; i < npending; i++)
-		if (pending[i].dboid == args.dboid)
-			applied[napplied++] = pending[i];
 
-	for (int i = 0; i < napplied; i++)
+	/* the store was full: every family of the database up to the marker */
+	for (size_t i = 0; i < npending; i++)
 	{
-		values[0] = UUIDPGetDatum(&applied[i].family);
-		values[1] = CStringGetTextDatum(i == 0 ? args.reason : "refresh token reused");
-		rc = SPI_execute_with_args(sql, 2, types, values, NULL, false, 0);
-		if (rc != SPI_OK_UPDATE)
-			elog(ERROR, "could not revoke token family: SPI_execute_with_args returned %d", rc);
+		if (pending[i].kind != PENDING_DATABASE)
+			continue;
+		sql = psprintf("UPDATE %s "
+					   "SET revoked_at = pg_catalog.clock_timestamp(), revoked_reason = $2 "
+					   "WHERE created_at OPERATOR(pg_catalog.<=) $1 AND revoked_at IS NULL",
+					   table);
+		family_revoke_update(sql, TIMESTAMPTZOID,
+							 TimestampTzGetDatum((TimestampTz) pending[i].stamp),
+							 PENDING_DATABASE_REASON);
 	}
 
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 
-	/* the table has them now */
-	pending_remove(applied, napplied);
+	/* the table has them now: pending is still ours, as SPI never owned it */
+	if (npending > 0)
+	{
+		st = pending_remove(&store, pending, npending, &removed, &err);
+		pending_report(ERROR, st, &err);
+	}
+	free(pending);
 	proc_exit(0);
 }
 
@@ -653,12 +671,19 @@ jwt_family_revoke(pg_uuid_t *family, const char *reason)
 		return true;
 
 	/* fail closed: the family refreshes no more, whatever happens next */
-	pending_add(family);
-	ereport(WARNING,
-			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("could not revoke a token family in a background worker"),
-			 errdetail("The family is recorded in \"%s\" and refused until a later worker writes its revocation.",
-					   PENDING_FILE),
-			 errhint("Check max_worker_processes and the server log.")));
+	if (pending_add_family(family) == PENDING_ADDED_DATABASE)
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not revoke a token family in a background worker"),
+				 errdetail("The pending revocations in \"%s\" are full: every token family of this database is refused until a later worker revokes them all.",
+						   PENDING_FILE),
+				 errhint("Check max_worker_processes and the server log.")));
+	else
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not revoke a token family in a background worker"),
+				 errdetail("The family is recorded in \"%s\" and refused until a later worker writes its revocation.",
+						   PENDING_FILE),
+				 errhint("Check max_worker_processes and the server log.")));
 	return false;
 }

@@ -293,39 +293,59 @@ def family_lock_hides_reuse(ctx):
               'family_lock_hides_reuse: the revocation is written once the lock is gone')
 
 
+class WorkerSlotsHeld:
+    """An ordinary login (mallory) takes every background worker slot with
+    parallel workers (max_parallel_workers_per_gather is user-settable),
+    each sleeping on its first row until a deadline `hold` seconds away:
+    several sessions, until every slot (max_worker_processes, less the
+    launcher) is taken.  A context manager; .free is the number of slots
+    left (0 once they are all taken)."""
+
+    FILL = ("SET max_parallel_workers_per_gather = 8; SET parallel_setup_cost = 0; "
+            "SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0; "
+            "SELECT count(*) FROM pg_catalog.pg_proc "
+            "WHERE pg_sleep(greatest(0, extract(epoch FROM (%s::timestamptz - clock_timestamp()))))::text = '';")
+
+    def __init__(self, ctx, hold=12):
+        self.ctx = ctx
+        self.hold = hold
+        self.free = None
+
+    def __enter__(self):
+        import subprocess
+        ctx = self.ctx
+        su = ctx.session()
+        deadline = su.value("SELECT (clock_timestamp() + interval '%d seconds')::text;" % self.hold)
+        self.fillers = [subprocess.Popen(
+            as_owner(['psql', '-X', '-q', '-d', 'host=%s port=%d dbname=%s user=mallory' % (ctx.cluster.dir, PORT, DB),
+                      '-c', self.FILL % q(deadline)]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(3)]
+        for _ in range(50):
+            time.sleep(0.1)
+            self.free = su.value("SELECT current_setting('max_worker_processes')::int - count(*) FROM pg_stat_activity "
+                                 "WHERE backend_type IN ('parallel worker', 'logical replication launcher');")
+            if self.free == '0':
+                break
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.fillers:
+            p.wait(timeout=self.hold + 30)
+        return False
+
+
 @attack
 def worker_exhaustion_fails_open(ctx):
     """An ordinary login fills every background worker slot with parallel
     workers (max_parallel_workers_per_gather is user-settable), then the
     thief's rotated refresh token is replayed: no worker can write the
     family's revocation, and the family must still refresh no more."""
-    import subprocess
     o = ctx.session('dbowner')
     access, rt0 = o.rows("SELECT access_token, refresh_token FROM jwt_issue_pair('{\"sub\": \"exhausted\"}');")[0]
     rt1 = o.value('SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))    # the thief's
-    # parallel scans of a catalog anyone can read, each worker sleeping on
-    # its first row until the deadline: several sessions, until every slot
-    # (max_worker_processes, less the launcher) is taken
-    hold = 12
-    fill = ("SET max_parallel_workers_per_gather = 8; SET parallel_setup_cost = 0; "
-            "SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0; "
-            "SELECT count(*) FROM pg_catalog.pg_proc "
-            "WHERE pg_sleep(greatest(0, extract(epoch FROM (%s::timestamptz - clock_timestamp()))))::text = '';")
     su = ctx.session()
-    deadline = su.value("SELECT (clock_timestamp() + interval '%d seconds')::text;" % hold)
-    fillers = [subprocess.Popen(
-        as_owner(['psql', '-X', '-q', '-d', 'host=%s port=%d dbname=%s user=mallory' % (ctx.cluster.dir, PORT, DB),
-                  '-c', fill % q(deadline)]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(3)]
-    try:
-        free = None
-        for _ in range(50):
-            time.sleep(0.1)
-            free = su.value("SELECT current_setting('max_worker_processes')::int - count(*) FROM pg_stat_activity "
-                            "WHERE backend_type IN ('parallel worker', 'logical replication launcher');")
-            if free == '0':
-                break
-        ctx.check(free == '0', 'worker_exhaustion_fails_open: every worker slot taken by mallory', free)
+    with WorkerSlotsHeld(ctx) as held:
+        ctx.check(held.free == '0', 'worker_exhaustion_fails_open: every worker slot taken by mallory', held.free)
         r = outcome(o, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))
         ctx.check(r == 'ERROR JW010', 'worker_exhaustion_fails_open: the replay is JW010', r)
         # the thief's branch: refused though its revocation is not yet written
@@ -337,14 +357,235 @@ def worker_exhaustion_fails_open(ctx):
         ctx.check(written == 'f' and pending > 0,
                   'worker_exhaustion_fails_open: no worker ran, the family is recorded as pending',
                   'revoked_at written: %s, pending file %d bytes' % (written, pending))
-    finally:
-        for p in fillers:
-            p.wait(timeout=hold + 30)
     # once a slot is free, the next presentation writes the revocation
     r = outcome(o, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt1))
     ctx.check(r == 'ERROR JW010', 'worker_exhaustion_fails_open: still refused after the slots free up', r)
     ctx.check(su.value("SELECT revoked_at IS NOT NULL FROM jwt_token_families WHERE sub = 'exhausted';") == 't',
               'worker_exhaustion_fails_open: the revocation is written by the next worker')
+
+
+# ----------------------------------------------------------------
+# 6b. The store of pending revocations (src/pending.c)
+#
+# The store is a file of the data directory, so these attacks write it
+# themselves, as a crash loop or a long outage of the workers would have
+# left it, in the format of src/pending.c or in the first one (20-byte
+# entries, appended, by the first builds of 0.5), and then let a worker run.
+# ----------------------------------------------------------------
+
+PENDING_FILE = 'pg_jwt_pending_revocations'
+PENDING_FAMILY, PENDING_DATABASE = 1, 0
+
+
+def pending_path(ctx):
+    return os.path.join(ctx.cluster.data, PENDING_FILE)
+
+
+def pending_write(ctx, entries, legacy=False):
+    """Write the store: entries are (dboid, kind, 16-byte family, stamp),
+    in src/pending.c's format (sorted, checksummed), or with legacy set as
+    the first builds of 0.5 appended them (families only, in the order
+    given)."""
+    import struct
+    import zlib
+    if legacy:
+        data = b''.join(struct.pack('=I', d) + f for d, k, f, st in entries)
+    else:
+        body = b''.join(struct.pack('=II16sq', d, k, f, st) for d, k, f, st in sorted(set(entries)))
+        count = len(body) // 32
+        head = b'JWTPEND\0' + struct.pack('=IIIII', 1, count, 0, 32, zlib.crc32(body))
+        data = head + struct.pack('=I', zlib.crc32(head)) + body
+    path = pending_path(ctx)
+    with open(path + '.attack', 'wb') as f:
+        f.write(data)
+    if os.geteuid() == 0:
+        import shutil
+        shutil.chown(path + '.attack', 'postgres', 'postgres')
+    os.chmod(path + '.attack', 0o600)
+    os.rename(path + '.attack', path)
+
+
+def pending_read(ctx):
+    """The store's entries as (dboid, kind, family, stamp); [] without a
+    file; None when it is not in src/pending.c's format."""
+    import struct
+    try:
+        with open(pending_path(ctx), 'rb') as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    if data[:8] != b'JWTPEND\0':
+        return None
+    count = struct.unpack('=I', data[12:16])[0]
+    return [struct.unpack('=II16sq', data[32 + 32 * i:64 + 32 * i]) for i in range(count)]
+
+
+def make_families(su, prefix, n):
+    """n families (rows only, no tokens), subjects prefix-1..n: their uuids."""
+    import uuid
+    rows = su.rows("INSERT INTO jwt_token_families (family, sub, claims, access_ttl, refresh_ttl, expires_at) "
+                   "SELECT gen_random_uuid(), %s || i, '{}', '5 min', '1 day', now() + interval '1 day' "
+                   "FROM generate_series(1, %d) i RETURNING family;" % (q(prefix + '-'), n))
+    return [uuid.UUID(r[0]).bytes for r in rows]
+
+
+def revoked_count(su, prefix):
+    return int(su.value("SELECT count(*) FROM jwt_token_families WHERE sub LIKE %s AND revoked_at IS NOT NULL;"
+                        % q(prefix + '-%')))
+
+
+@attack
+def pending_file_crash_loop(ctx):
+    """A store of thousands of pending families of this database (7,000 in
+    the first format, then 20,000 in the current one), then a rotated
+    refresh token is replayed, so a worker applies them all: the first
+    builds of 0.5 read their list of applied families after SPI_finish()
+    had freed it and died with SIGSEGV (the postmaster restarted every
+    backend, and every refresh of a pending family did it again).  No
+    backend may die, the families must be revoked, and the store must keep
+    none of them but keep another database's entries."""
+    su = ctx.session()
+    o = ctx.session('dbowner')
+    dboid = int(su.value('SELECT oid FROM pg_database WHERE datname = current_database();'))
+    other = int(su.value("SELECT oid FROM pg_database WHERE datname = 'template1';"))
+    for n, legacy in ((7000, True), (20000, False)):
+        what = '%d %s entries' % (n, 'first-format' if legacy else 'current')
+        prefix = 'crashloop%d' % n
+        fams = make_families(su, prefix, n)
+        elsewhere = [(other, PENDING_FAMILY, os.urandom(16), 0) for _ in range(3)]
+        pending_write(ctx, [(dboid, PENDING_FAMILY, f, 0) for f in fams] + elsewhere, legacy=legacy)
+        access, rt0 = o.rows("SELECT access_token, refresh_token FROM jwt_issue_pair('{\"sub\": \"%s:replayed\"}');"
+                             % prefix)[0]
+        o.value('SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))
+        t0 = time.time()
+        r = outcome(o, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))
+        took = time.time() - t0
+        ctx.check(r == 'ERROR JW010', 'pending_file_crash_loop (%s): the replay is JW010' % what, r)
+        ctx.check(su.value("SELECT revoked_at IS NOT NULL FROM jwt_token_families WHERE sub = '%s:replayed';"
+                           % prefix) == 't',
+                  'pending_file_crash_loop (%s): the worker revoked the replayed family' % what)
+        got = revoked_count(su, prefix)
+        ctx.check(got == n, 'pending_file_crash_loop (%s): every pending family is revoked' % what,
+                  '%d of %d' % (got, n))
+        left = pending_read(ctx)
+        ctx.check(left is not None and sorted(left) == sorted(elsewhere),
+                  "pending_file_crash_loop (%s): the store keeps only the other database's entries" % what,
+                  'the store holds %s entries' % ('unreadable' if left is None else len(left)))
+        print('  pending_file_crash_loop: %s applied in %.1f s' % (what, took), flush=True)
+    os.unlink(pending_path(ctx))
+
+
+@attack
+def pending_file_past_cap(ctx):
+    """A store past the first builds' read cap of 100,000 entries (as they
+    appended them: duplicates, and a family recorded at the very end): that
+    family must still be refused, and a worker must apply what lies past
+    the cap and keep what it did not apply, where those builds missed the tail
+    (the family refreshed again) and rewrote the store from its truncated
+    read (the revocations past the cap were lost)."""
+    su = ctx.session()
+    o = ctx.session('dbowner')
+    dboid = int(su.value('SELECT oid FROM pg_database WHERE datname = current_database();'))
+    other = int(su.value("SELECT oid FROM pg_database WHERE datname = 'template1';"))
+    access, rt0 = o.rows("SELECT access_token, refresh_token FROM jwt_issue_pair('{\"sub\": \"pastcap-last\"}');")[0]
+    rt1 = o.value('SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))
+    import uuid
+    last = uuid.UUID(su.value("SELECT family FROM jwt_token_families WHERE sub = 'pastcap-last';")).bytes
+    tail = make_families(su, 'pastcap', 2000)
+    filler = [(dboid, PENDING_FAMILY, os.urandom(16), 0) for _ in range(60000)]
+    elsewhere = [(other, PENDING_FAMILY, os.urandom(16), 0) for _ in range(500)]
+    # 120,000 filler entries (each twice, as failed attempts appended them),
+    # then real families, another database's, and the family last
+    entries = (filler + filler + [(dboid, PENDING_FAMILY, f, 0) for f in tail] + elsewhere
+               + [(dboid, PENDING_FAMILY, last, 0)])
+    pending_write(ctx, entries, legacy=True)
+    r = su.value('SELECT _jwt_family_pending(%s::uuid);' % q(str(uuid.UUID(bytes=last))))
+    ctx.check(r == 't', 'pending_file_past_cap: the family recorded last is pending', r)
+    # its refresh is refused, and starts a worker that applies the store
+    r = outcome(o, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt1))
+    ctx.check(r == 'ERROR JW010', 'pending_file_past_cap: the family recorded last refreshes no more', r)
+    ctx.check(su.value("SELECT revoked_at IS NOT NULL FROM jwt_token_families WHERE sub = 'pastcap-last';") == 't',
+              'pending_file_past_cap: its revocation is written')
+    got = revoked_count(su, 'pastcap')
+    ctx.check(got == len(tail) + 1, 'pending_file_past_cap: the families past the cap are revoked',
+              '%d of %d' % (got, len(tail) + 1))
+    left = pending_read(ctx)
+    ctx.check(left is not None and sorted(left) == sorted(elsewhere),
+              "pending_file_past_cap: the other database's entries past the cap are kept, and only they",
+              'the store holds %s entries' % ('unreadable' if left is None else len(left)))
+    os.unlink(pending_path(ctx))
+
+
+@attack
+def pending_file_damaged_fails_closed(ctx):
+    """A store cut short (a torn copy, a full disk in an old version):
+    jwt_refresh must refuse rather than read what it can, and nothing may
+    rewrite the file from it."""
+    su = ctx.session()
+    o = ctx.session('dbowner')
+    dboid = int(su.value('SELECT oid FROM pg_database WHERE datname = current_database();'))
+    access, rt0 = o.rows("SELECT access_token, refresh_token FROM jwt_issue_pair('{\"sub\": \"damaged\"}');")[0]
+    import uuid
+    fam = uuid.UUID(su.value("SELECT family FROM jwt_token_families WHERE sub = 'damaged';")).bytes
+    pending_write(ctx, [(dboid, PENDING_FAMILY, os.urandom(16), 0) for _ in range(999)]
+                  + [(dboid, PENDING_FAMILY, fam, 0)])
+    with open(pending_path(ctx), 'rb') as f:
+        whole = f.read()
+    with open(pending_path(ctx), 'r+b') as f:
+        f.truncate(len(whole) - 32)
+    r = outcome(o, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))
+    ctx.check(r == 'ERROR XX001', 'pending_file_damaged_fails_closed: the refresh is refused (data corrupted)', r)
+    with open(pending_path(ctx), 'rb') as f:
+        ctx.check(f.read() == whole[:-32], 'pending_file_damaged_fails_closed: the file is left as it was')
+    os.unlink(pending_path(ctx))
+    r = outcome(o, 'SELECT refresh_token IS NOT NULL FROM jwt_refresh(%s);' % q(rt0))
+    ctx.check(r == 'OK t', 'pending_file_damaged_fails_closed: without the file the family refreshes', r)
+
+
+@attack
+def pending_store_full_fails_closed(ctx):
+    """The store full (1,000,000 families) and every worker slot taken, a
+    rotated refresh token is replayed: its family cannot be recorded, so
+    its database is, and every family of it must be refused until a
+    worker has revoked every family created up to then; a family made
+    after that refreshes."""
+    su = ctx.session()
+    o = ctx.session('dbowner')
+    dboid = int(su.value('SELECT oid FROM pg_database WHERE datname = current_database();'))
+    access, rt0 = o.rows("SELECT access_token, refresh_token FROM jwt_issue_pair('{\"sub\": \"full-thief\"}');")[0]
+    rt1 = o.value('SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))
+    access, bystander = o.rows("SELECT access_token, refresh_token FROM jwt_issue_pair('{\"sub\": \"full-bystander\"}');")[0]
+    other = int(su.value("SELECT oid FROM pg_database WHERE datname = 'template1';"))
+    pending_write(ctx, [(other, PENDING_FAMILY, os.urandom(16), 0) for _ in range(1000000)])
+    with WorkerSlotsHeld(ctx, hold=20) as held:
+        ctx.check(held.free == '0', 'pending_store_full_fails_closed: every worker slot taken by mallory', held.free)
+        lines = o.query('SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0), allow_error=True)
+        ctx.check(error_of(lines) == 'JW010', 'pending_store_full_fails_closed: the replay is JW010',
+                  '\n'.join(lines[-5:]))
+        ctx.check(any('are full' in l for l in lines),
+                  'pending_store_full_fails_closed: the warning says the database is refused', '\n'.join(lines[-8:]))
+        left = pending_read(ctx) or []
+        markers = [e for e in left if e[0] == dboid and e[1] == PENDING_DATABASE]
+        ctx.check(len(markers) == 1 and len(left) == 1000001,
+                  "pending_store_full_fails_closed: the store holds the database's marker",
+                  '%d entries, %d markers' % (len(left), len(markers)))
+        # a family no reuse was seen in is refused too, while no worker runs
+        r = outcome(o, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt1))
+        ctx.check(r == 'ERROR JW010', "pending_store_full_fails_closed: the thief's branch is refused", r)
+        r = outcome(o, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(bystander))
+        ctx.check(r == 'ERROR JW010', 'pending_store_full_fails_closed: every family of the database is refused', r)
+    access, after = o.rows("SELECT access_token, refresh_token FROM jwt_issue_pair('{\"sub\": \"full-after\"}');")[0]
+    r = outcome(o, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt1))
+    ctx.check(r == 'ERROR JW010', 'pending_store_full_fails_closed: still refused once a worker runs', r)
+    r = su.value("SELECT count(*) FILTER (WHERE revoked_at IS NULL) FROM jwt_token_families "
+                 "WHERE created_at < (SELECT created_at FROM jwt_token_families WHERE sub = 'full-after');")
+    ctx.check(r == '0', 'pending_store_full_fails_closed: the worker revoked every family made before', r)
+    left = pending_read(ctx) or []
+    ctx.check(len(left) == 1000000 and all(e[0] == other for e in left),
+              "pending_store_full_fails_closed: the marker is applied and removed, the rest kept", '%d' % len(left))
+    r = outcome(o, 'SELECT refresh_token IS NOT NULL FROM jwt_refresh(%s);' % q(after))
+    ctx.check(r == 'OK t', 'pending_store_full_fails_closed: a family made after the worker ran refreshes', r)
+    os.unlink(pending_path(ctx))
 
 
 # ----------------------------------------------------------------

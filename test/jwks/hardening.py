@@ -81,7 +81,7 @@ def worker_hardening(c, port, db, idp, s, w, T, session, verify_sub, wait_until,
             "WHERE issuer = %s;" % q(b))
     time.sleep(3.2)
     k6 = idpctl.generate_es256('w6')
-    idp.set_jwks(idpctl.jwks(keys['w1'][1], k5[1], k6[1]))
+    idp.set_jwks(idpctl.jwks(keys['w1'][1], keys['w2'][1], keys['w3'][1], k5[1], k6[1]))
     w.query("SET jwt.jwks_miss_wait = '5s';")
     r = verify_sub(w, tok(b, 'w6', k6[0], aud='api'))
     T.check(r == 'OK dana', 'hardening: with required claims and an audience, a rotated key verifies '

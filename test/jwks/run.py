@@ -365,8 +365,10 @@ def worker_tests(c):
         claims = {'iss': idp.issuer, 'sub': 'dana', 'exp': int(time.time()) + 3600}
         tok = {k: idpctl.sign(keys[k][0], k, claims) for k in keys}
         idp.set_jwks(idpctl.jwks(keys['w1'][1]))
+        # (the worker started before this database existed: it waits for it,
+        # and connects when started again, 10 s after it saw it)
         T.check(wait_until(lambda: s.value("SELECT count(*) FROM pg_stat_activity "
-                                           "WHERE backend_type = 'jwt jwks';") == '1', 10),
+                                           "WHERE backend_type = 'jwt jwks';") == '1', 30),
                 'worker: one jwt jwks worker runs on the primary')
         T.check(outcome(s, 'SELECT jwt_issuer_trust(%s);' % q(idp.issuer)) == 'OK 1',
                 'worker: the issuer is registered')

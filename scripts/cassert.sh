@@ -27,7 +27,7 @@ CASSERT_PACKAGES=(dpkg-dev bzip2 xz-utils perl zlib1g-dev libssl-dev libcurl4-op
 # its prefix (the directory of bin/pg_config)
 ensure_cassert() {
 	local prefix=$JWT_ROOTS/pg15-cassert stamp want build list tarball src
-	want="$CASSERT_VERSION|$CASSERT_CONFIGURE|$CASSERT_CFLAGS|$CASSERT_CONTRIB"
+	want="$CASSERT_VERSION|$CASSERT_CONFIGURE|$CASSERT_CFLAGS|$CASSERT_CONTRIB|valgrind.supp"
 	stamp=$prefix/.jwt-cassert
 	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$prefix/bin/postgres" ]; then
 		echo "$prefix"
@@ -65,6 +65,8 @@ ensure_cassert() {
 		make -s -j"$(nproc)"
 		make -s install
 		for c in $CASSERT_CONTRIB; do make -s -C "contrib/$c" install; done
+		# the suppressions PostgreSQL's own Valgrind runs use
+		cp src/tools/valgrind.supp "$prefix/share/valgrind.supp"
 	) >"$build/build.log" 2>&1; then
 		tail -n 30 "$build/build.log" >&2
 		log "the assert-enabled build failed"
@@ -76,4 +78,44 @@ ensure_cassert() {
 	echo "$want" >"$stamp"
 	rm -rf "$build"
 	echo "$prefix"
+}
+
+# valgrind_wrapper PREFIX: a program that runs PREFIX's postgres under
+# Valgrind (pg_ctl -p), in a new directory that also receives one log per
+# process (logs/); prints its path
+valgrind_wrapper() {
+	local prefix=$1 dir
+	ensure_packages valgrind >&2 || return 1
+	dir=$(mktemp -d /tmp/jwt-valgrind.XXXXXX)
+	mkdir -p "$dir/logs"
+	cat >"$dir/postgres" <<-EOF
+		#!/bin/sh
+		# PostgreSQL's own settings for Valgrind runs (src/tools/valgrind.supp);
+		# leaks are palloc's business, not Valgrind's
+		exec valgrind --quiet --trace-children=yes --track-origins=yes \\
+		    --read-var-info=yes --num-callers=30 --leak-check=no \\
+		    --suppressions=$prefix/share/valgrind.supp --gen-suppressions=all \\
+		    --error-markers=VALGRINDERROR-BEGIN,VALGRINDERROR-END \\
+		    --log-file=$dir/logs/%p.log $prefix/bin/postgres "\$@"
+	EOF
+	chmod 755 "$dir/postgres"
+	[ "$(id -u)" -eq 0 ] && chown -R postgres: "$dir"
+	echo "$dir/postgres"
+}
+
+# valgrind_report LOGDIR: count the errors Valgrind reported (record, from
+# test.sh); show the first few
+valgrind_report() {
+	local logs=$1 n
+	n=$(cat "$logs"/*.log 2>/dev/null | grep -c 'VALGRINDERROR-BEGIN' || true)
+	log "Valgrind: $n errors in $(ls "$logs" | wc -l) process logs ($logs)"
+	if [ "$n" -gt 0 ]; then
+		grep -l 'VALGRINDERROR-BEGIN' "$logs"/*.log | head -n 3 | while read -r f; do
+			echo "--- $f"
+			sed -n '/VALGRINDERROR-BEGIN/,/VALGRINDERROR-END/p' "$f" | head -n 60
+		done
+		record valgrind 0 "$n"
+	else
+		record valgrind 1 0
+	fi
 }

@@ -60,8 +60,15 @@ start_cluster() {
 	log "starting a throwaway cluster in $CLUSTER_DIR"
 	as_owner "$PG_BIN/initdb" -D "$CLUSTER_DIR/data" -U postgres -E UTF8 \
 		--locale=C -A trust >"$CLUSTER_DIR/initdb.log" 2>&1
+	# JWT_EXTRA_CONF: settings for every cluster of the run ("a = 1; b = 2");
+	# JWT_POSTGRES_WRAPPER: a program that runs the server (Valgrind's)
+	if [ -n "${JWT_EXTRA_CONF:-}" ]; then
+		tr ';' '\n' <<<"$JWT_EXTRA_CONF" >>"$CLUSTER_DIR/data/postgresql.conf"
+	fi
+	local wrapper=()
+	[ -n "${JWT_POSTGRES_WRAPPER:-}" ] && wrapper=(-p "$JWT_POSTGRES_WRAPPER" -t 600)
 	as_owner "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w \
-		-o "-k $CLUSTER_DIR -c listen_addresses='' -p 5432 ${CLUSTER_OPTIONS:-}" \
+		"${wrapper[@]}" -o "-k $CLUSTER_DIR -c listen_addresses='' -p 5432 ${CLUSTER_OPTIONS:-}" \
 		start >/dev/null
 	export PGHOST=$CLUSTER_DIR PGPORT=5432 PGUSER=postgres PGDATABASE=postgres
 }

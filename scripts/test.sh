@@ -12,6 +12,14 @@
 #                                     picks several)
 #   bash scripts/test.sh --here       this environment only (PG_MAJOR, default
 #                                     15); --server-only for the subset
+#   bash scripts/test.sh --cassert    the legs on an assert-enabled build of 15
+#                                     (scripts/cassert.sh): the server-side
+#                                     suites, then pg_regress and the attack
+#                                     suite with debug_discard_caches = 1;
+#                                     both are part of the default run
+#   bash scripts/test.sh --valgrind   pg_regress and the attack suite on the
+#                                     assert-enabled build under Valgrind
+#                                     (slow: not part of the default run)
 #
 # Installs what is missing (as root), builds, installs, starts a cluster,
 # runs each suite and ends with one line "N passed, M failed" summing every
@@ -20,19 +28,28 @@
 
 HERE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE_DIR/lib.sh"
+source "$HERE_DIR/cassert.sh"
 
 mode=matrix
 server_only=false
 versions=${JWT_PG_VERSIONS:-15 17 18}
+# the assert-enabled legs of the matrix (JWT_CASSERT_LEGS="" skips them)
+legs=${JWT_CASSERT_LEGS-cassert discard}
+# which suites a --here run has: all, server (--server-only), or one of
+# the legs on the assert-enabled build
+flavour=${JWT_FLAVOUR:-all}
 while [ $# -gt 0 ]; do
 	case $1 in
 		--here) mode=here ;;
 		--server-only) server_only=true ;;
 		--pg) versions=$2; shift ;;
+		--cassert) versions=; legs="cassert discard" ;;
+		--valgrind) versions=; legs=valgrind ;;
 		*) log "unknown argument $1"; exit 2 ;;
 	esac
 	shift
 done
+$server_only && [ "$flavour" = all ] && flavour=server
 
 # ---- the matrix: each version in a process (and for 17, 18 a root) of its own
 if [ "$mode" = matrix ]; then
@@ -65,6 +82,42 @@ if [ "$mode" = matrix ]; then
 		total_fail=$((total_fail + tf))
 		rm -f "$summary"
 	done
+	# the same 15 on a server built with assertions, freed-memory clobbering
+	# and Valgrind's client requests: each leg a process of its own
+	if [ -n "$legs" ]; then
+		t0=$(date +%s)
+		prefix=$(ensure_cassert) || prefix=
+		for leg in $legs; do
+			summary=$(mktemp)
+			log "PostgreSQL 15, assert-enabled: $leg"
+			if [ -n "$prefix" ]; then
+				case $leg in
+					discard) extra="debug_discard_caches = 1" ;;
+					*) extra= ;;
+				esac
+				wrapper=
+				[ "$leg" = valgrind ] && wrapper=$(valgrind_wrapper "$prefix")
+				JWT_SUMMARY=$summary PG_MAJOR=15 JWT_PG_BIN=$prefix/bin JWT_FLAVOUR=$leg \
+					JWT_EXTRA_CONF=$extra JWT_POSTGRES_WRAPPER=$wrapper \
+					bash "$HERE_DIR/test.sh" --here || true
+			fi
+			took=$(( $(date +%s) - t0 ))
+			if [ -s "$summary" ]; then
+				while IFS= read -r l; do lines+=("$l"); done < <(grep -v '^total ' "$summary")
+				tp=$(grep '^total ' "$summary" | cut -d' ' -f2)
+				tf=$(grep '^total ' "$summary" | cut -d' ' -f4)
+			else
+				lines+=("$(printf '15+%-8s %-20s %6d passed, %d failed' "$leg" "(did not run)" 0 1)")
+				tp=0
+				tf=1
+			fi
+			lines+=("$(printf '15+%-8s %-20s %6d passed, %d failed  (%d min %02d s)' "$leg" "all" "$tp" "$tf" $((took / 60)) $((took % 60)))")
+			total_pass=$((total_pass + tp))
+			total_fail=$((total_fail + tf))
+			rm -f "$summary"
+			t0=$(date +%s)
+		done
+	fi
 	# pg_upgrade from 15 to 18 with the extension's data, when both are run
 	if [[ " $versions " == *" 15 "* && " $versions " == *" 18 "* ]]; then
 		out=$(mktemp)
@@ -91,7 +144,20 @@ if [ "$mode" = matrix ]; then
 fi
 
 # ---- one version, here ------------------------------------------------------
-if $server_only; then
+# the suites of each flavour: a suite runs when want NAME says so
+case $flavour in
+	all) flavour_suites='*' ;;
+	server) flavour_suites='pg_regress unit databases replica logical crash jwks concurrency pooler attack memory hygiene server-log' ;;
+	cassert) flavour_suites='pg_regress replica crash jwks concurrency attack memory server-log' ;;
+	discard) flavour_suites='pg_regress attack server-log' ;;
+	valgrind) flavour_suites='pg_regress attack server-log valgrind' ;;
+	*) log "unknown flavour $flavour"; exit 2 ;;
+esac
+want() { [ "$flavour_suites" = '*' ] || [[ " $flavour_suites " == *" $1 "* ]]; }
+LABEL=pg$PG_MAJOR
+[ "$flavour" = all ] || [ "$flavour" = server ] || LABEL=15+$flavour
+
+if $server_only || [ "$flavour" != all ]; then
 	ensure_packages "${BASE_PACKAGES[@]}" python3-jwt python3-jwcrypto python3-cryptography pgbouncer
 else
 	ensure_packages "${BASE_PACKAGES[@]}" clang libclang-rt-14-dev \
@@ -111,7 +177,10 @@ summary=()
 
 # record SUITE PASSED FAILED
 record() {
-	summary+=("$(printf 'pg%-3s %-20s %6d passed, %d failed' "$PG_MAJOR" "$1" "$2" "$3")")
+	local took=
+	[ -n "${SUITE_T0:-}" ] && took=$(printf '  (%d s)' $(( $(date +%s) - SUITE_T0 )))
+	SUITE_T0=
+	summary+=("$(printf '%-11s %-20s %6d passed, %d failed%s' "$LABEL" "$1" "$2" "$3" "$took")")
 	total_pass=$((total_pass + $2))
 	total_fail=$((total_fail + $3))
 }
@@ -127,17 +196,20 @@ record_from_line() {
 	fi
 }
 
-log "suite: pg_regress"
 out=$(mktemp)
-make -C "$REPO" installcheck >"$out" 2>&1 || true
-cat "$out"
-# "test x ... ok" up to 15, "ok 1 - x" (TAP) from 16 on
-regress_ok=$(grep -cE '\.\.\. ok|^ok [0-9]+ ' "$out" || true)
-regress_failed=$(grep -cE '\.\.\. FAILED|^not ok [0-9]+ ' "$out" || true)
-[ "$regress_ok" -gt 0 ] || regress_failed=$((regress_failed + 1))	# did not run
-record pg_regress "$regress_ok" "$regress_failed"
-if [ "$regress_failed" -gt 0 ] && [ -f "$REPO/regression.diffs" ]; then
-	head -n 200 "$REPO/regression.diffs"
+if want pg_regress; then
+	log "suite: pg_regress"
+	SUITE_T0=$(date +%s)
+	make -C "$REPO" installcheck PG_CONFIG="$PG_CONFIG" >"$out" 2>&1 || true
+	cat "$out"
+	# "test x ... ok" up to 15, "ok 1 - x" (TAP) from 16 on
+	regress_ok=$(grep -cE '\.\.\. ok|^ok [0-9]+ ' "$out" || true)
+	regress_failed=$(grep -cE '\.\.\. FAILED|^not ok [0-9]+ ' "$out" || true)
+	[ "$regress_ok" -gt 0 ] || regress_failed=$((regress_failed + 1))	# did not run
+	record pg_regress "$regress_ok" "$regress_failed"
+	if [ "$regress_failed" -gt 0 ] && [ -f "$REPO/regression.diffs" ]; then
+		head -n 200 "$REPO/regression.diffs"
+	fi
 fi
 
 # suite NAME TAIL TITLE COMMAND...: run a suite whose output ends with
@@ -146,6 +218,7 @@ run_suite() {
 	local name=$1 tail=$2 title=$3
 	shift 3
 	log "suite: $title"
+	SUITE_T0=$(date +%s)
 	"$@" >"$out" 2>&1 || true
 	grep -E '^FAIL' "$out" | head -n 40 || true
 	tail -n "$tail" "$out"
@@ -153,9 +226,10 @@ run_suite() {
 }
 
 # suite: only on 15 (the machine's own version); server_suite: on every
-# version, for what depends on the server
-server_suite() { run_suite "$@"; }
-suite() { $server_only || run_suite "$@"; }
+# version, for what depends on the server; either only when the flavour
+# wants it
+server_suite() { if want "$1"; then run_suite "$@"; fi; }
+suite() { if ! $server_only && want "$1"; then run_suite "$@"; fi; }
 
 server_suite unit 20 "unit (gcc)" make -C "$REPO/test/unit" -s check
 suite unit-asan 20 "unit (clang, ASan + UBSan)" make -C "$REPO/test/unit" -s check-asan
@@ -163,7 +237,7 @@ suite fuzz 2 "fuzz (libFuzzer, ${FUZZ_SECONDS:-60} s)" \
 	make -C "$REPO/test/fuzz" -s run FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
 suite interop 1 "interop (PyJWT, jwcrypto)" /usr/bin/python3 "$REPO/test/interop/interop.py"
 
-if ! $server_only; then
+if [ "$flavour" = all ]; then
 	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 		ensure_packages nodejs npm
 	fi
@@ -202,7 +276,7 @@ server_suite hygiene 1 "secret hygiene" \
 
 # the RLS benchmark, small: it must run and find the right rows in every
 # variant (its timings are printed, never judged)
-if ! $server_only; then
+if [ "$flavour" = all ]; then
 	log "suite: bench/rls smoke (100,000 rows)"
 	if ROWS=100000 ROUNDS=3 bash "$REPO/bench/rls/run.sh" --here >"$out" 2>&1; then
 		tail -n 8 "$out"
@@ -216,11 +290,16 @@ fi
 # no input may crash a backend: the server log must show no process that
 # died by a signal, and no restart after a crash
 log "suite: server log"
-if grep -E 'terminated by signal|was terminated|all server processes terminated' \
+if grep -E 'terminated by signal|was terminated|all server processes terminated|TRAP:' \
 	"$CLUSTER_DIR/server.log"; then
 	record server-log 0 1
 else
 	record server-log 1 0
+fi
+# under Valgrind: every error it reported, in any server process
+if want valgrind; then
+	log "suite: valgrind (errors reported in any server process)"
+	valgrind_report "$(dirname "$JWT_POSTGRES_WRAPPER")/logs"
 fi
 
 rm -f "$out"

@@ -145,10 +145,19 @@ def run(cmd, **kw):
                           stderr=subprocess.STDOUT, text=True, **kw).stdout
 
 
+# settings every cluster of a run gets (scripts/test.sh sets them for the
+# debug_discard_caches leg), and the program that runs the server in place
+# of postgres (the Valgrind leg's wrapper)
+EXTRA_CONF = os.environ.get('JWT_EXTRA_CONF', '')
+POSTGRES_WRAPPER = os.environ.get('JWT_POSTGRES_WRAPPER', '')
+
+
 def initdb(datadir, conf=''):
     """A new cluster in datadir (trust, UTF8, C locale), conf appended."""
     run([PG_BIN + '/initdb', '-D', datadir, '-U', 'postgres', '-A', 'trust',
          '-E', 'UTF8', '--locale=C'])
+    if EXTRA_CONF:
+        conf = conf + '\n' + EXTRA_CONF.replace(';', '\n') + '\n'
     if conf:
         with open(os.path.join(datadir, 'postgresql.conf'), 'a') as f:
             f.write(conf)
@@ -156,8 +165,9 @@ def initdb(datadir, conf=''):
 
 def pg_start(datadir, sockdir, port, log):
     """Start a cluster on a unix socket in sockdir only (no TCP)."""
-    run([PG_BIN + '/pg_ctl', '-D', datadir, '-l', log, '-w', '-t', '120',
-         '-o', "-k %s -c listen_addresses='' -p %d" % (sockdir, port), 'start'])
+    wrapper = ['-p', POSTGRES_WRAPPER] if POSTGRES_WRAPPER else []
+    run([PG_BIN + '/pg_ctl', '-D', datadir, '-l', log, '-w', '-t', '600' if wrapper else '120']
+        + wrapper + ['-o', "-k %s -c listen_addresses='' -p %d" % (sockdir, port), 'start'])
 
 
 def pg_stop(datadir, mode='fast'):

@@ -393,13 +393,75 @@ record_failure(const char *nsp, const char *issuer, const char *message)
 }
 
 /*
+ * Issuers whose failure could not be recorded either (their status row
+ * cannot be written): without a later next_refresh they would be due again
+ * at once, so the worker itself leaves them alone for a while.  In
+ * TopMemoryContext; a handful at most.
+ */
+typedef struct Unrecorded
+{
+	char	   *issuer;
+	TimestampTz until;
+} Unrecorded;
+
+#define UNRECORDED_RETRY_MS	60000
+
+static List *unrecorded = NIL;
+
+static Unrecorded *
+find_unrecorded(const char *issuer)
+{
+	ListCell   *lc;
+
+	foreach(lc, unrecorded)
+	{
+		Unrecorded *u = lfirst(lc);
+
+		if (strcmp(u->issuer, issuer) == 0)
+			return u;
+	}
+	return NULL;
+}
+
+static void
+forget_unrecorded(const char *issuer)
+{
+	Unrecorded *u = find_unrecorded(issuer);
+
+	if (u != NULL)
+	{
+		unrecorded = list_delete_ptr(unrecorded, u);
+		pfree(u->issuer);
+		pfree(u);
+	}
+}
+
+static void
+remember_unrecorded(const char *issuer)
+{
+	Unrecorded *u = find_unrecorded(issuer);
+
+	if (u == NULL)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+
+		u = palloc(sizeof(Unrecorded));
+		u->issuer = pstrdup(issuer);
+		unrecorded = lappend(unrecorded, u);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	u->until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), UNRECORDED_RETRY_MS);
+}
+
+/*
  * Refresh one issuer in a transaction of its own.  An error is caught,
  * logged (its message only: a detail could quote a document) and recorded
- * for that issuer; a cancel or a termination is not an error here.
+ * for that issuer; a termination is not an error here (it exits).
  */
 static void
 refresh_issuer(const char *nsp, const char *issuer, MemoryContext cxt)
 {
+	volatile bool recorded = false;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	ErrorData  *volatile edata = NULL;
@@ -429,7 +491,10 @@ refresh_issuer(const char *nsp, const char *issuer, MemoryContext cxt)
 	PG_END_TRY();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	if (edata == NULL)
+	{
+		forget_unrecorded(issuer);
 		return;
+	}
 
 	ereport(WARNING,
 			(errmsg("could not refresh the key set of issuer \"%s\": %s", issuer, edata->message)));
@@ -443,15 +508,20 @@ refresh_issuer(const char *nsp, const char *issuer, MemoryContext cxt)
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		recorded = true;
 	}
 	PG_CATCH();
 	{
-		/* the issuer is gone, or the table is locked: the round goes on */
+		/* the issuer is gone, or its row cannot be written: the round goes on */
 		MemoryContextSwitchTo(cxt);
 		FlushErrorState();
 		AbortCurrentTransaction();
 	}
 	PG_END_TRY();
+	if (recorded)
+		forget_unrecorded(issuer);
+	else
+		remember_unrecorded(issuer);
 	FreeErrorData(edata);
 }
 
@@ -537,7 +607,11 @@ worker_round(MemoryContext cxt)
 
 	foreach(lc, issuers)
 	{
+		Unrecorded *u = find_unrecorded(lfirst(lc));
+
 		CHECK_FOR_INTERRUPTS();
+		if (u != NULL && GetCurrentTimestamp() < u->until)
+			continue;
 		refresh_issuer(nsp, lfirst(lc), cxt);
 	}
 
@@ -564,6 +638,10 @@ worker_round(MemoryContext cxt)
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 	}
+
+	/* an issuer left alone is still due: do not spin on it */
+	if (unrecorded != NIL)
+		sleep_ms = Max(sleep_ms, 1000);
 
 	/* what the round wrote and deleted, for autovacuum to see */
 	pgstat_report_stat(true);

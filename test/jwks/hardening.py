@@ -12,6 +12,8 @@ preloaded primary, after its own worker tests.
   an unknown kid while the provider is slow holds at most a quarter of
   max_connections.
 - The worker reports its table statistics (autovacuum sees its writes).
+- An error in one issuer's refresh is that issuer's: the round goes on,
+  and the worker does not exit.
 - The database owner sets, for the database, the role, the session
   authorization, read-only transactions, tiny timeouts and plpgsql knobs:
   the restarted worker still refreshes, as the extension's owner.
@@ -133,6 +135,36 @@ def worker_hardening(c, port, db, idp, s, w, T, session, verify_sub, wait_until,
         return s.value("SELECT n_tup_ins + n_tup_upd FROM pg_stat_user_tables "
                        "WHERE relname = 'jwt_jwks_fetches';") not in (None, '0')
     T.check(wait_until(counted, 5), "hardening: the worker's writes are in the table statistics")
+
+    # -- an error in one issuer's refresh costs that issuer only: a trigger
+    # refuses to write issuer X's status; in the same or the next round,
+    # issuer Y (after X in the worker's order) still refreshes, and the
+    # worker lives on (it exited, and came back 10 s later)
+    x, y = 'https://tenant-0-refused.example', 'https://tenant-1-fine.example'
+    for iss in (x, y):
+        s.query('SELECT jwt_issuer_trust(%s, %s);' % (q(iss), q(idp.jwks_url)))
+    s.query("CREATE FUNCTION public.jwt_test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN IF NEW.issuer = %s THEN RAISE EXCEPTION 'refused for the test'; END IF; "
+            "RETURN NEW; END $$; "
+            "CREATE TRIGGER jwt_test_refuse BEFORE INSERT OR UPDATE ON jwt_jwks_fetches "
+            "FOR EACH ROW EXECUTE FUNCTION public.jwt_test_refuse();" % q(x))
+    time.sleep(3.2)
+    pid = s.value("SELECT pid FROM pg_stat_activity WHERE backend_type = 'jwt jwks';")
+    k7 = idpctl.generate_es256('w7')
+    idp.set_jwks(idpctl.jwks(keys['w1'][1], keys['w2'][1], keys['w3'][1], k5[1], k6[1], k7[1]))
+    rx = verify_sub(w, tok(x, 'w7', k7[0]))
+    ry = verify_sub(w, tok(y, 'w7', k7[0]))
+    ok = wait_until(lambda: verify_sub(w, tok(y, 'w7', k7[0])) == 'OK dana', 2.5)
+    T.check(rx == 'ERROR JW009' and ry == 'ERROR JW009' and ok,
+            "hardening: issuer Y refreshes early although issuer X's refresh raised", '%s %s' % (rx, ry))
+    time.sleep(0.3)
+    T.check(s.value("SELECT pid FROM pg_stat_activity WHERE backend_type = 'jwt jwks';") == pid,
+            'hardening: ... and the worker did not exit')
+    T.check('could not refresh the key set of issuer "%s": refused for the test' % x in c.log_text(),
+            "hardening: ... and it logged X's error")
+    s.query('DROP TRIGGER jwt_test_refuse ON jwt_jwks_fetches; DROP FUNCTION public.jwt_test_refuse();')
+    for iss in (x, y):
+        s.query('DELETE FROM jwt_issuers WHERE issuer = %s;' % q(iss))
 
     # -- the database owner's settings do not steer the worker
     m = session('host=%s port=%d dbname=%s user=mallory' % (c.dir, port, db))

@@ -138,12 +138,15 @@ COMMIT;
 -- memory: the claims are replaced, not piled up, when the identity changes;
 -- jwt_claim's answers (handed out without copying) go at the transaction end
 -- ----------------------------------------------------------------
+-- (200 times with debug_discard_caches, where each one reloads every cache)
+SELECT set_config('my.loops', CASE WHEN current_setting('debug_discard_caches')::int > 0
+                                   THEN '200' ELSE '2000' END, false) AS loops \gset
 BEGIN;
 DO $$
 DECLARE
   who text;
 BEGIN
-  FOR i IN 1..2000 LOOP
+  FOR i IN 1..current_setting('my.loops')::int LOOP
     who := (ARRAY['alice', 'bob'])[i % 2 + 1];
     PERFORM jwt_authenticate(current_setting('my.' || who));
     IF jwt_claim('sub') IS DISTINCT FROM who THEN

@@ -138,9 +138,9 @@ COMMIT;
 -- memory: the claims are replaced, not piled up, when the identity changes;
 -- jwt_claim's answers (handed out without copying) go at the transaction end
 -- ----------------------------------------------------------------
--- (200 times with debug_discard_caches, where each one reloads every cache)
+-- (100 times with debug_discard_caches, where each one reloads every cache)
 SELECT set_config('my.loops', CASE WHEN current_setting('debug_discard_caches')::int > 0
-                                   THEN '200' ELSE '2000' END, false) AS loops \gset
+                                   THEN '100' ELSE '2000' END, false) AS loops \gset
 BEGIN;
 DO $$
 DECLARE

@@ -25,7 +25,7 @@ root_suite() {
 # what the server-dependent suites need in a root
 root_packages() {
 	local v=$1
-	echo "postgresql-$v,postgresql-server-dev-$v,postgresql-client-$v,make,gcc,libc6-dev,libssl-dev,libcurl4-openssl-dev,curl,openssl,git,ca-certificates,python3,python3-cryptography,python3-jwt,python3-jwcrypto,pgbouncer,procps,util-linux"
+	echo "postgresql-$v,postgresql-server-dev-$v,postgresql-client-$v,make,gcc,libc6-dev,libssl-dev,libcurl4-openssl-dev,curl,openssl,git,ca-certificates,python3,python3-cryptography,python3-jwt,python3-jwcrypto,pgbouncer,procps,util-linux,mount"
 }
 
 # ensure_root V: a root for PostgreSQL V, made if missing; prints its path
@@ -60,11 +60,18 @@ ensure_root() {
 # the mounts of one run, unmounted by unmount_root (also from traps)
 ROOT_MOUNTED=()
 
+# mount_root DIR: /proc, /dev and /dev/shm inside the root; a mount that
+# cannot be made stops the run (suites without /proc fail in ways that
+# hide the cause), after undoing the mounts already made
 mount_root() {
 	local dir=$1
-	mount -t proc proc "$dir/proc" && ROOT_MOUNTED+=("$dir/proc")
-	mount --bind /dev "$dir/dev" && ROOT_MOUNTED+=("$dir/dev")
-	mount -t tmpfs -o mode=1777 shm "$dir/dev/shm" && ROOT_MOUNTED+=("$dir/dev/shm")
+	if ! { mount -t proc proc "$dir/proc" && ROOT_MOUNTED+=("$dir/proc") &&
+		mount --bind /dev "$dir/dev" && ROOT_MOUNTED+=("$dir/dev") &&
+		mount -t tmpfs -o mode=1777 shm "$dir/dev/shm" && ROOT_MOUNTED+=("$dir/dev/shm"); }; then
+		log "cannot mount /proc, /dev or /dev/shm in $dir (is the mount command installed, and are we root?)"
+		unmount_root
+		return 1
+	fi
 	# anything inside that speaks HTTPS uses the machine's trust store
 	mkdir -p "$dir/etc/ssl/certs"
 	cp /etc/ssl/certs/ca-certificates.crt "$dir/etc/ssl/certs/" 2>/dev/null || true
@@ -96,7 +103,7 @@ in_root() {
 	# a stash commit is not on any branch: fetch it by its hash
 	git -C "$dir/work/jwt" fetch -q "$REPO" "$rev" 2>/dev/null || true
 	git -C "$dir/work/jwt" checkout -q "$rev"
-	mount_root "$dir"		# unmounted below, or by the caller's EXIT trap
+	mount_root "$dir" || return 1	# unmounted below, or by the caller's EXIT trap
 	rc=0
 	chroot "$dir" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
 		PG_MAJOR="$v" JWT_SUMMARY=/work/summary CI="${CI:-}" \

@@ -159,10 +159,10 @@ LABEL=pg$PG_MAJOR
 [ "$flavour" = all ] || [ "$flavour" = server ] || LABEL=15+$flavour
 
 if $server_only || [ "$flavour" != all ]; then
-	ensure_packages "${BASE_PACKAGES[@]}" python3-jwt python3-jwcrypto python3-cryptography pgbouncer
+	ensure_packages "${BASE_PACKAGES[@]}" python3-jwt python3-jwcrypto python3-cryptography pgbouncer util-linux mount
 else
 	ensure_packages "${BASE_PACKAGES[@]}" clang libclang-rt-14-dev \
-		python3-jwt python3-jwcrypto python3-cryptography pgbouncer
+		python3-jwt python3-jwcrypto python3-cryptography pgbouncer util-linux mount
 fi
 log "PostgreSQL $("$PG_CONFIG" --version)"
 build_and_install

@@ -40,6 +40,12 @@ ensure_root() {
 		return 0
 	fi
 	ensure_packages mmdebstrap >&2
+	# never rm -rf through a mount (a run killed before it unmounted
+	# leaves /dev bound inside)
+	if awk -v d="$dir" '$2 == d || index($2, d "/") == 1 || index($2, d ".tmp") == 1 { f = 1 } END { exit !f }' /proc/mounts; then
+		log "$dir (or $dir.tmp) still has file systems mounted: unmount them first (grep $dir /proc/mounts)"
+		return 1
+	fi
 	log "making a $suite root for PostgreSQL $v in $dir (cached for later runs)"
 	rm -rf "$dir" "$dir.tmp"
 	mkdir -p "$JWT_ROOTS"
@@ -60,12 +66,18 @@ ensure_root() {
 # the mounts of one run, unmounted by unmount_root (also from traps)
 ROOT_MOUNTED=()
 
-# mount_root DIR: /proc, /dev and /dev/shm inside the root; a mount that
+# mount_root DIR: the root, then /proc, /dev and /dev/shm inside it; a mount that
 # cannot be made stops the run (suites without /proc fail in ways that
 # hide the cause), after undoing the mounts already made
 mount_root() {
 	local dir=$1
-	if ! { mount -t proc proc "$dir/proc" && ROOT_MOUNTED+=("$dir/proc") &&
+	# the root itself first, as a private mount of its own: inside, / is
+	# then a mount point, so unshare(1) can make a private mount namespace
+	# there (the CA-pinning test), and nothing mounted inside reaches the
+	# machine's namespace
+	if ! { mount --bind "$dir" "$dir" && ROOT_MOUNTED+=("$dir") &&
+		mount --make-rprivate "$dir" &&
+		mount -t proc proc "$dir/proc" && ROOT_MOUNTED+=("$dir/proc") &&
 		mount --bind /dev "$dir/dev" && ROOT_MOUNTED+=("$dir/dev") &&
 		mount -t tmpfs -o mode=1777 shm "$dir/dev/shm" && ROOT_MOUNTED+=("$dir/dev/shm"); }; then
 		log "cannot mount /proc, /dev or /dev/shm in $dir (is the mount command installed, and are we root?)"

@@ -59,6 +59,24 @@ if [ "$mode" = matrix ]; then
 	lines=()
 	total_pass=0
 	total_fail=0
+	# collect_leg LABEL SUMMARY T0: a leg's summary lines (or one failure
+	# when it wrote none) and its total into lines and the totals
+	collect_leg() {
+		local label=$1 file=$2 took=$(( $(date +%s) - $3 )) l tp tf
+		if [ -s "$file" ]; then
+			while IFS= read -r l; do lines+=("$l"); done < <(grep -v '^total ' "$file")
+			tp=$(grep '^total ' "$file" | cut -d' ' -f2)
+			tf=$(grep '^total ' "$file" | cut -d' ' -f4)
+		else
+			lines+=("$(printf '%s %-20s %6d passed, %d failed' "$label" "(did not run)" 0 1)")
+			tp=0
+			tf=1
+		fi
+		lines+=("$(printf '%s %-20s %6d passed, %d failed  (%d min %02d s)' "$label" "all" "$tp" "$tf" $((took / 60)) $((took % 60)))")
+		total_pass=$((total_pass + tp))
+		total_fail=$((total_fail + tf))
+		rm -f "$file"
+	}
 	for v in $versions; do
 		summary=$(mktemp)
 		t0=$(date +%s)
@@ -68,20 +86,7 @@ if [ "$mode" = matrix ]; then
 		else
 			in_root "$v" "$summary" /bin/bash /work/jwt/scripts/test.sh --here --server-only || true
 		fi
-		took=$(( $(date +%s) - t0 ))
-		if [ -s "$summary" ]; then
-			while IFS= read -r l; do lines+=("$l"); done < <(grep -v '^total ' "$summary")
-			tp=$(grep '^total ' "$summary" | cut -d' ' -f2)
-			tf=$(grep '^total ' "$summary" | cut -d' ' -f4)
-		else
-			lines+=("$(printf 'pg%-3s %-20s %6d passed, %d failed' "$v" "(did not run)" 0 1)")
-			tp=0
-			tf=1
-		fi
-		lines+=("$(printf 'pg%-3s %-20s %6d passed, %d failed  (%d min %02d s)' "$v" "all" "$tp" "$tf" $((took / 60)) $((took % 60)))")
-		total_pass=$((total_pass + tp))
-		total_fail=$((total_fail + tf))
-		rm -f "$summary"
+		collect_leg "$(printf 'pg%-3s' "$v")" "$summary" "$t0"
 	done
 	# the same 15 on a server built with assertions, freed-memory clobbering
 	# and Valgrind's client requests: each leg a process of its own
@@ -102,20 +107,7 @@ if [ "$mode" = matrix ]; then
 					JWT_EXTRA_CONF=$extra JWT_POSTGRES_WRAPPER=$wrapper \
 					bash "$HERE_DIR/test.sh" --here || true
 			fi
-			took=$(( $(date +%s) - t0 ))
-			if [ -s "$summary" ]; then
-				while IFS= read -r l; do lines+=("$l"); done < <(grep -v '^total ' "$summary")
-				tp=$(grep '^total ' "$summary" | cut -d' ' -f2)
-				tf=$(grep '^total ' "$summary" | cut -d' ' -f4)
-			else
-				lines+=("$(printf '15+%-8s %-20s %6d passed, %d failed' "$leg" "(did not run)" 0 1)")
-				tp=0
-				tf=1
-			fi
-			lines+=("$(printf '15+%-8s %-20s %6d passed, %d failed  (%d min %02d s)' "$leg" "all" "$tp" "$tf" $((took / 60)) $((took % 60)))")
-			total_pass=$((total_pass + tp))
-			total_fail=$((total_fail + tf))
-			rm -f "$summary"
+			collect_leg "$(printf '15+%-8s' "$leg")" "$summary" "$t0"
 			t0=$(date +%s)
 		done
 	fi

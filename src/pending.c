@@ -875,6 +875,34 @@ merge_add(const PendingStore *store, const PendingEntry *cur, size_t ncur,
 	return n;
 }
 
+/*
+ * The start of a change: the caller's entries copied (checked, sorted,
+ * unique) into *in, the lock taken into *lockfd, the store read into *cur.
+ * Whatever it returns, the caller then unlocks when *lockfd >= 0 and frees
+ * *in and *cur (each NULL when not made).
+ */
+static PendingStatus
+begin_change(const PendingStore *store, const PendingEntry *entries, size_t n,
+			 PendingEntry **in, size_t *nin, int *lockfd,
+			 PendingEntry **cur, size_t *ncur, bool *legacy, PendingError *err)
+{
+	PendingStatus st;
+
+	*in = NULL;
+	*nin = 0;
+	*cur = NULL;
+	*ncur = 0;
+	*lockfd = -1;
+	st = copy_input(store, entries, n, in, nin, err);
+	if (st != PENDING_OK)
+		return st;
+	*lockfd = lock_store(store, err);
+	if (*lockfd < 0)
+		return PENDING_IO_ERROR;
+	/* only a complete, valid read is ever written back */
+	return read_all(store->path, cur, ncur, legacy, err);
+}
+
 PendingStatus
 pending_add(const PendingStore *store, const PendingEntry *entries, size_t n,
 			PendingAdded *added, PendingError *err)
@@ -896,16 +924,8 @@ pending_add(const PendingStore *store, const PendingEntry *entries, size_t n,
 	clear_error(err, store->path);
 	if (n == 0)
 		return PENDING_OK;
-	st = copy_input(store, entries, n, &in, &nin, err);
-	if (st != PENDING_OK)
-		return st;
-	lockfd = lock_store(store, err);
-	if (lockfd < 0)
-	{
-		free(in);
-		return PENDING_IO_ERROR;
-	}
-	st = read_all(store->path, &cur, &ncur, &legacy, err);
+	st = begin_change(store, entries, n, &in, &nin, &lockfd,
+					  &cur, &ncur, &legacy, err);
 	if (st == PENDING_OK)
 	{
 		out = malloc((ncur + nin) * sizeof(PendingEntry));
@@ -923,7 +943,8 @@ pending_add(const PendingStore *store, const PendingEntry *entries, size_t n,
 	}
 	if (st != PENDING_OK)
 		*added = PENDING_ADDED_NONE;
-	unlock_store(lockfd);
+	if (lockfd >= 0)
+		unlock_store(lockfd);
 	free(collapse);
 	free(isnew);
 	free(out);
@@ -949,17 +970,8 @@ pending_remove(const PendingStore *store, const PendingEntry *entries, size_t n,
 	clear_error(err, store->path);
 	if (n == 0)
 		return PENDING_OK;
-	st = copy_input(store, entries, n, &in, &nin, err);
-	if (st != PENDING_OK)
-		return st;
-	lockfd = lock_store(store, err);
-	if (lockfd < 0)
-	{
-		free(in);
-		return PENDING_IO_ERROR;
-	}
-	/* only a complete, valid read is ever written back */
-	st = read_all(store->path, &cur, &ncur, &legacy, err);
+	st = begin_change(store, entries, n, &in, &nin, &lockfd,
+					  &cur, &ncur, &legacy, err);
 	if (st == PENDING_OK)
 	{
 		for (size_t i = 0; i < ncur; i++)
@@ -976,7 +988,8 @@ pending_remove(const PendingStore *store, const PendingEntry *entries, size_t n,
 		if (st == PENDING_OK)
 			*removed = ncur - kept;
 	}
-	unlock_store(lockfd);
+	if (lockfd >= 0)
+		unlock_store(lockfd);
 	free(cur);
 	free(in);
 	return st;

@@ -42,9 +42,7 @@ import argparse
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -53,39 +51,13 @@ sys.path.insert(0, os.path.join(HERE, '..', 'stress'))
 sys.path.insert(0, HERE)
 from stresslib import (PG_BIN, Session, Tally, first_error, initdb, outcome,  # noqa: E402
                        pg_start, pg_stop, quote as q, run)
+from cluster import CONF, DB, Cluster  # noqa: E402
 import hardening  # noqa: E402
 import idpctl  # noqa: E402
 import trust  # noqa: E402
 
-PORT = 5481
-DB = 'jwt_jwks'
+PORT = 5481             # and 5482 for the standby; trust.py: 5488, 5489
 T = Tally()
-
-
-class Cluster:
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix='jwt-jwks.')
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, 'postgres', 'postgres')
-        self.data = os.path.join(self.dir, 'data')
-        self.log = os.path.join(self.dir, 'server.log')
-
-    def start(self):
-        initdb(self.data, "jwt.jwks_ca_file = '%s'\njwt.jwks_timeout = 2s\n"
-               "log_min_messages = warning\n" % idpctl.CA_FILE)
-        pg_start(self.data, self.dir, PORT, self.log)
-
-    def conninfo(self, db=DB):
-        return 'host=%s port=%d dbname=%s user=postgres' % (self.dir, PORT, db)
-
-    def log_text(self):
-        with open(self.log, errors='replace') as f:
-            return f.read()
-
-    def stop(self, keep=False):
-        pg_stop(self.data)
-        if not keep:
-            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def session(conninfo):
@@ -320,12 +292,10 @@ class PreloadedCluster(Cluster):
     and a hot standby of it."""
 
     def start(self):
-        initdb(self.data, "shared_preload_libraries = 'jwt'\njwt.database = '%s'\n"
-               "jwt.jwks_ca_file = '%s'\njwt.jwks_timeout = 2s\n"
-               "jwt.jwks_miss_cooldown = 3s\njwt.jwks_min_interval = 2s\njwt.jwks_max_interval = 2s\n"
-               "max_connections = 40\n"   # hardening.MAX_WAITERS is a quarter of it
-               "log_min_messages = warning\n" % (DB, idpctl.CA_FILE))
-        pg_start(self.data, self.dir, PORT, self.log)
+        super().start(CONF + "shared_preload_libraries = 'jwt'\njwt.database = '%s'\n"
+                      "jwt.jwks_miss_cooldown = 3s\njwt.jwks_min_interval = 2s\njwt.jwks_max_interval = 2s\n"
+                      "max_connections = 40\n"   # hardening.MAX_WAITERS is a quarter of it
+                      % DB)
         self.standby = os.path.join(self.dir, 'standby')
         run([PG_BIN + '/pg_basebackup', '-h', self.dir, '-p', str(PORT), '-U', 'postgres',
              '-D', self.standby, '-R', '-X', 'stream', '--checkpoint=fast'])
@@ -502,7 +472,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--keep', action='store_true', help="keep the cluster's directory")
     args = ap.parse_args()
-    c = Cluster()
+    c = Cluster(PORT)
     try:
         c.start()
         with idpctl.start() as idp:
@@ -511,7 +481,7 @@ def main():
         trust.checks(c, T)
         log = c.log_text()
         c.stop(keep=args.keep)
-        c = PreloadedCluster()
+        c = PreloadedCluster(PORT)
         c.start()
         worker_tests(c)
         log += c.log_text()

@@ -40,10 +40,10 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(HERE, '..', 'stress'))
 sys.path.insert(0, HERE)
 from stresslib import (PG_BIN, Session, Tally, first_error, initdb, outcome,  # noqa: E402
-                       pg_start, pg_stop, quote as q)
+                       pg_stop, quote as q)
+from cluster import CONF, DB, Cluster  # noqa: E402
 import idpctl  # noqa: E402
 
-DB = 'jwt_jwks'
 NS_PORT = 5489          # the namespace's cluster (test/jwks/run.py: 5481, 5482)
 SOLO_PORT = 5488        # the cluster of a run of this module alone
 SYSTEM_CERTS = '/etc/ssl/certs'
@@ -201,8 +201,7 @@ class NamespacedCluster:
             self.added.append(name)
 
     def start(self):
-        initdb(self.data, "jwt.jwks_ca_file = '%s'\njwt.jwks_timeout = 2s\n"
-               "log_min_messages = warning\n" % idpctl.CA_FILE)
+        initdb(self.data, CONF)
         opts = "-k %s -c listen_addresses='' -p %d" % (self.dir, NS_PORT)
         # the postmaster, started from inside, stays in the namespace (and
         # so do its children); the namespace ends with the last of them
@@ -275,37 +274,21 @@ def checks(c, T):
     pinned_ca(T)
 
 
-class SoloCluster:
-    """For a run of this module alone: as test/jwks/run.py's cluster."""
+class SoloCluster(Cluster):
+    """For a run of this module alone: test/jwks/run.py's cluster, with the
+    extension installed in DB."""
 
     def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix='jwt-jwks-trust-solo.')
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, 'postgres', 'postgres')
-        self.data = os.path.join(self.dir, 'data')
-        self.log = os.path.join(self.dir, 'server.log')
+        super().__init__(SOLO_PORT, prefix='jwt-jwks-trust-solo.')
 
     def start(self):
-        initdb(self.data, "jwt.jwks_ca_file = '%s'\njwt.jwks_timeout = 2s\n"
-               "log_min_messages = warning\n" % idpctl.CA_FILE)
-        pg_start(self.data, self.dir, SOLO_PORT, self.log)
+        super().start()
         s = session(self.conninfo('postgres'))
         s.query('CREATE DATABASE %s;' % DB)
         s.close()
         s = session(self.conninfo())
         s.query('CREATE EXTENSION jwt;')
         s.close()
-
-    def conninfo(self, db=DB):
-        return 'host=%s port=%d dbname=%s user=postgres' % (self.dir, SOLO_PORT, db)
-
-    def log_text(self):
-        with open(self.log, errors='replace') as f:
-            return f.read()
-
-    def stop(self):
-        pg_stop(self.data)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def main():

@@ -33,7 +33,7 @@ DATA_built = jwt--$(EXTVERSION).sql
 DATA = jwt--0.1.sql jwt--0.1--0.2.sql jwt--0.2--0.3.sql jwt--0.3--0.4.sql jwt--0.4--0.5.sql
 
 # pg_regress suites, in order: fixtures first, the others use its keys
-REGRESS = init fixtures sign verify claims errors rfc_vectors rfc8725 keystore session postgrest rls refresh keycache providers
+REGRESS = init fixtures sign verify claims errors rfc_vectors rfc8725 keystore issuers session postgrest rls refresh keycache providers
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 # server headers as system headers: -Wextra then judges only our code

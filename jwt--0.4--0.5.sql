@@ -353,7 +353,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT EXISTS (
     SELECT FROM @extschema@.jwt_keys AS r
-    WHERE r.issuer IS NOT DISTINCT FROM _jwt_key_was_revoked.issuer
+    WHERE (r.issuer = _jwt_key_was_revoked.issuer
+           OR (r.issuer IS NULL AND _jwt_key_was_revoked.issuer IS NULL))
       AND r.state = 'revoked'
       AND (r.kid = _jwt_key_was_revoked.kid
            OR (r.jwk ->> 'kty' <> 'oct' AND _jwt_key_was_revoked.jwk ->> 'kty' <> 'oct'
@@ -501,7 +502,7 @@ DROP FUNCTION @extschema@._jwt_key_set_state(text, text);
 ALTER FUNCTION @extschema@.jwt_keys_changed() RENAME TO _jwt_keys_changed;
 REVOKE ALL ON FUNCTION @extschema@._jwt_keys_changed() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@._jwt_keys_changed() IS
-'trigger on the key, issuer and revocation tables (per statement; per row when a logical replication subscriber applies a change): tells every backend (and hot standby) to drop its caches';
+'trigger on the key, issuer and revocation tables: tells every backend (and hot standby) to drop what it cached of them (per row with an issuer column as argument: that issuer''s entry only)';
 
 -- Every internal function says what it is for, and none is for PUBLIC.
 REVOKE ALL ON FUNCTION @extschema@._jwt_jwk_usable(jsonb) FROM PUBLIC;
@@ -537,25 +538,38 @@ COMMENT ON FUNCTION @extschema@._jwt_key_set_state(text, text, boolean, text) IS
 'internal: the lifecycle step of the key a kid names';
 
 COMMENT ON FUNCTION @extschema@.jwt_cache_stats() IS
-'this backend''s caches: parsed key arguments (key) and verified signatures (verify), for sizing jwt.key_cache_size, jwt.key_cache_memory and jwt.verify_cache_size';
+'this backend''s caches: parsed key arguments (key), verified signatures (verify) and trusted issuers'' rules and keys (issuer), for sizing jwt.key_cache_size, jwt.key_cache_memory, jwt.verify_cache_size and jwt.issuer_cache_memory';
+
+-- Backends cache each issuer apart: the key and issuer tables' triggers
+-- fire per row with the issuer column, always (also when a logical
+-- replication subscriber applies a change), and TRUNCATE drops everything
+-- (as src/sql/20_keys.sql).
+DROP TRIGGER jwt_keys_changed ON @extschema@.jwt_keys;
+DROP TRIGGER jwt_issuers_changed ON @extschema@.jwt_issuers;
+CREATE TRIGGER jwt_keys_changed
+  AFTER INSERT OR UPDATE OR DELETE ON @extschema@.jwt_keys
+  FOR EACH ROW EXECUTE FUNCTION @extschema@._jwt_keys_changed('issuer');
+CREATE TRIGGER jwt_issuers_changed
+  AFTER INSERT OR UPDATE OR DELETE ON @extschema@.jwt_issuers
+  FOR EACH ROW EXECUTE FUNCTION @extschema@._jwt_keys_changed('issuer');
+ALTER TABLE @extschema@.jwt_keys ENABLE ALWAYS TRIGGER jwt_keys_changed;
+ALTER TABLE @extschema@.jwt_issuers ENABLE ALWAYS TRIGGER jwt_issuers_changed;
+CREATE TRIGGER jwt_keys_truncated
+  AFTER TRUNCATE ON @extschema@.jwt_keys
+  FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._jwt_keys_changed();
+CREATE TRIGGER jwt_issuers_truncated
+  AFTER TRUNCATE ON @extschema@.jwt_issuers
+  FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._jwt_keys_changed();
 
 -- A logical replication subscriber's apply worker fires row triggers only,
--- and only those enabled for replica mode: these send the caches'
--- invalidation there (they never fire in an ordinary session).
-CREATE TRIGGER jwt_keys_applied
-  AFTER INSERT OR UPDATE OR DELETE ON @extschema@.jwt_keys
-  FOR EACH ROW EXECUTE FUNCTION @extschema@._jwt_keys_changed();
-CREATE TRIGGER jwt_issuers_applied
-  AFTER INSERT OR UPDATE OR DELETE ON @extschema@.jwt_issuers
-  FOR EACH ROW EXECUTE FUNCTION @extschema@._jwt_keys_changed();
+-- and only those enabled for replica mode: these send the revocation
+-- caches' invalidation there (they never fire in an ordinary session).
 CREATE TRIGGER jwt_revoked_applied
   AFTER INSERT OR UPDATE OR DELETE ON @extschema@.jwt_revoked
   FOR EACH ROW EXECUTE FUNCTION @extschema@._jwt_keys_changed();
 CREATE TRIGGER jwt_revoked_subjects_applied
   AFTER INSERT OR UPDATE OR DELETE ON @extschema@.jwt_revoked_subjects
   FOR EACH ROW EXECUTE FUNCTION @extschema@._jwt_keys_changed();
-ALTER TABLE @extschema@.jwt_keys ENABLE REPLICA TRIGGER jwt_keys_applied;
-ALTER TABLE @extschema@.jwt_issuers ENABLE REPLICA TRIGGER jwt_issuers_applied;
 ALTER TABLE @extschema@.jwt_revoked ENABLE REPLICA TRIGGER jwt_revoked_applied;
 ALTER TABLE @extschema@.jwt_revoked_subjects ENABLE REPLICA TRIGGER jwt_revoked_subjects_applied;
 

@@ -15,6 +15,7 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/int.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -170,6 +171,13 @@ _PG_init(void)
 							"Memory the parsed key arguments kept per backend may take.",
 							"An argument taking more than a quarter of it is not kept; 0 keeps none.",
 							&jwt_key_cache_memory,
+							4096, 0, 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("jwt.issuer_cache_memory",
+							"Memory the trusted issuers' rules and keys kept per backend may take.",
+							"Least recently used issuers are dropped past it; 0 keeps only the last one used.",
+							&jwt_issuer_cache_memory,
 							4096, 0, 1024 * 1024,
 							PGC_SUSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
@@ -811,11 +819,13 @@ jwt_cache_stats(PG_FUNCTION_ARGS)
 	}			caches[] = {
 		{"key", &jwt_key_cache_stats},
 		{"verify", &jwt_verify_cache_stats},
+		{"issuer", &jwt_store_cache_stats},
 	};
 
 	InitMaterializedSRF(fcinfo, 0);
 	jwt_key_cache_fill_stats();
 	jwt_verify_cache_fill_stats();
+	jwt_store_fill_stats();
 	for (int i = 0; i < (int) lengthof(caches); i++)
 	{
 		Datum		values[6];
@@ -825,6 +835,7 @@ jwt_cache_stats(PG_FUNCTION_ARGS)
 		values[0] = CStringGetTextDatum(caches[i].name);
 		values[1] = Int64GetDatum(st->entries);
 		values[2] = Int64GetDatum(st->capacity);
+		nulls[2] = st->capacity < 0;	/* bounded in bytes only */
 		values[3] = Int64GetDatum(st->bytes);
 		values[4] = Int64GetDatum(st->hits);
 		values[5] = Int64GetDatum(st->misses);
@@ -975,7 +986,33 @@ jwt_keys_changed(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("_jwt_keys_changed() must be called as a trigger")));
-	jwt_store_changed(RelationGetRelid(trigdata->tg_relation));
+
+	/* a row trigger given the issuer column: that issuer's entries only */
+	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) && trigdata->tg_trigger->tgnargs == 1)
+	{
+		Relation	rel = trigdata->tg_relation;
+		int			col = SPI_fnumber(RelationGetDescr(rel), trigdata->tg_trigger->tgargs[0]);
+		HeapTuple	oldtup = NULL;
+		HeapTuple	newtup = NULL;
+
+		if (col <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("_jwt_keys_changed(): table \"%s\" has no column \"%s\"",
+							RelationGetRelationName(rel), trigdata->tg_trigger->tgargs[0])));
+		if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+			newtup = trigdata->tg_trigtuple;
+		else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		{
+			oldtup = trigdata->tg_trigtuple;
+			newtup = trigdata->tg_newtuple;
+		}
+		else
+			oldtup = trigdata->tg_trigtuple;
+		jwt_store_rows_changed(rel, oldtup, newtup, col);
+	}
+	else
+		jwt_store_changed(RelationGetRelid(trigdata->tg_relation));
 	PG_RETURN_POINTER(NULL);
 }
 

@@ -97,9 +97,13 @@ REVOKE ALL ON @extschema@.jwt_keys, @extschema@.jwt_issuers FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.jwt_issuers', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.jwt_keys', '');
 
--- Backends cache parsed keys; any change to either table drops every cache,
--- also on hot standbys, which replay the invalidation with the commit.  The
--- revocation tables (40_refresh.sql) have the same triggers.
+-- Backends cache each issuer's rules and keys (and our own keys) apart: a
+-- changed row drops its issuer's entry in every backend, also on hot
+-- standbys, which replay the invalidation with the commit.  The row
+-- triggers name the issuer column; they fire always, so also when a logical
+-- replication subscriber applies a change.  TRUNCATE drops every entry.
+-- The revocation tables (40_refresh.sql) have statement triggers of the
+-- same function, without an argument: any change drops their caches whole.
 CREATE FUNCTION @extschema@._jwt_keys_changed()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'jwt_keys_changed'
@@ -107,27 +111,22 @@ LANGUAGE C;
 
 REVOKE ALL ON FUNCTION @extschema@._jwt_keys_changed() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@._jwt_keys_changed() IS
-'trigger on the key, issuer and revocation tables (per statement; per row when a logical replication subscriber applies a change): tells every backend (and hot standby) to drop its caches';
+'trigger on the key, issuer and revocation tables: tells every backend (and hot standby) to drop what it cached of them (per row with an issuer column as argument: that issuer''s entry only)';
 
 CREATE TRIGGER jwt_keys_changed
-  AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.jwt_keys
-  FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._jwt_keys_changed();
-CREATE TRIGGER jwt_issuers_changed
-  AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.jwt_issuers
-  FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._jwt_keys_changed();
-
--- A logical replication subscriber's apply worker fires row triggers only,
--- and only those enabled for replica mode: these send the same invalidation
--- there (they never fire in an ordinary session).  TRUNCATE needs none: it
--- gives the table a new file, which invalidates its relcache entry anyway.
-CREATE TRIGGER jwt_keys_applied
   AFTER INSERT OR UPDATE OR DELETE ON @extschema@.jwt_keys
-  FOR EACH ROW EXECUTE FUNCTION @extschema@._jwt_keys_changed();
-CREATE TRIGGER jwt_issuers_applied
+  FOR EACH ROW EXECUTE FUNCTION @extschema@._jwt_keys_changed('issuer');
+CREATE TRIGGER jwt_issuers_changed
   AFTER INSERT OR UPDATE OR DELETE ON @extschema@.jwt_issuers
-  FOR EACH ROW EXECUTE FUNCTION @extschema@._jwt_keys_changed();
-ALTER TABLE @extschema@.jwt_keys ENABLE REPLICA TRIGGER jwt_keys_applied;
-ALTER TABLE @extschema@.jwt_issuers ENABLE REPLICA TRIGGER jwt_issuers_applied;
+  FOR EACH ROW EXECUTE FUNCTION @extschema@._jwt_keys_changed('issuer');
+ALTER TABLE @extschema@.jwt_keys ENABLE ALWAYS TRIGGER jwt_keys_changed;
+ALTER TABLE @extschema@.jwt_issuers ENABLE ALWAYS TRIGGER jwt_issuers_changed;
+CREATE TRIGGER jwt_keys_truncated
+  AFTER TRUNCATE ON @extschema@.jwt_keys
+  FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._jwt_keys_changed();
+CREATE TRIGGER jwt_issuers_truncated
+  AFTER TRUNCATE ON @extschema@.jwt_issuers
+  FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._jwt_keys_changed();
 
 -- ----------------------------------------------------------------
 -- JWK building blocks (C)
@@ -169,9 +168,11 @@ RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+  -- by the (issuer, kid) index: IS NOT DISTINCT FROM would read every row
   SELECT EXISTS (
     SELECT FROM @extschema@.jwt_keys AS r
-    WHERE r.issuer IS NOT DISTINCT FROM _jwt_key_was_revoked.issuer
+    WHERE (r.issuer = _jwt_key_was_revoked.issuer
+           OR (r.issuer IS NULL AND _jwt_key_was_revoked.issuer IS NULL))
       AND r.state = 'revoked'
       AND (r.kid = _jwt_key_was_revoked.kid
            OR (r.jwk ->> 'kty' <> 'oct' AND _jwt_key_was_revoked.jwk ->> 'kty' <> 'oct'

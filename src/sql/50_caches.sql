@@ -3,9 +3,10 @@
 -- ================================================================
 
 -- Each backend keeps parsed key arguments (by the digest of their text),
--- the parsed keys of the key table, and the signatures that verified.  The
--- statement triggers of 20_keys.sql and 40_refresh.sql drop them when the
--- key, issuer or revocation tables change.
+-- the rules and parsed keys of each issuer it verified tokens of (and our
+-- own keys), and the signatures that verified.  The triggers of 20_keys.sql
+-- drop an issuer's entry when its rows change, those of 40_refresh.sql the
+-- revocation caches when the revocation tables change.
 
 CREATE FUNCTION @extschema@.jwt_cache_stats(OUT cache text, OUT entries bigint,
                                             OUT capacity bigint, OUT bytes bigint,
@@ -15,4 +16,4 @@ AS 'MODULE_PATHNAME', 'jwt_cache_stats'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 
 COMMENT ON FUNCTION @extschema@.jwt_cache_stats() IS
-'this backend''s caches: parsed key arguments (key) and verified signatures (verify), for sizing jwt.key_cache_size, jwt.key_cache_memory and jwt.verify_cache_size';
+'this backend''s caches: parsed key arguments (key), verified signatures (verify) and trusted issuers'' rules and keys (issuer), for sizing jwt.key_cache_size, jwt.key_cache_memory, jwt.verify_cache_size and jwt.issuer_cache_memory';

@@ -1049,3 +1049,36 @@ def claim_path_echoed_whole(ctx):
     ctx.check(logged and all(len(l) < 400 for l in logged),
               'claim_path_echoed_whole: ... and so does the server log',
               '%d lines, longest %d' % (len(logged), max([len(l) for l in logged] or [0])))
+
+
+@attack
+def unknown_issuers_keep_nothing(ctx):
+    """Tokens of 5,000 made-up issuers (and one of a 100 kB "iss") are
+    refused and leave nothing in the issuer cache: they cannot push a
+    trusted issuer's entry out, nor grow the backend."""
+    su = ctx.session()
+    su.query("INSERT INTO jwt_issuers (issuer) VALUES ('https://trusted.example') ON CONFLICT DO NOTHING;"
+             "SELECT jwt_key_import('shared-secret-of-the-trusted-issuer-0123456789', 'HS256', 't1', "
+             "'https://trusted.example');")
+    m = ctx.session('mallory')
+    good = m.value("SELECT jwt_sign('{\"iss\":\"https://trusted.example\",\"sub\":\"a\"}', "
+                   "'shared-secret-of-the-trusted-issuer-0123456789', 'HS256', '{\"kid\":\"t1\"}');")
+    ok = m.value('SELECT jwt_is_valid(%s);' % q(good))
+    before = m.rows("SELECT entries, bytes, hits FROM jwt_cache_stats() WHERE cache = 'issuer';")[0]
+    refused = m.value("SELECT count(*) FILTER (WHERE NOT jwt_is_valid(jwt_sign(jsonb_build_object("
+                      "'iss', 'https://tenant' || g || '.evil.example'), 'secret'))) "
+                      "FROM generate_series(1, 5000) g;")
+    big = m.value("SELECT jwt_is_valid(jwt_sign(jsonb_build_object('iss', repeat('i', 100000)), 'secret'));")
+    after = m.rows("SELECT entries, bytes, hits FROM jwt_cache_stats() WHERE cache = 'issuer';")[0]
+    still = m.value('SELECT jwt_is_valid(%s);' % q(good))
+    hits = m.value("SELECT hits FROM jwt_cache_stats() WHERE cache = 'issuer';")
+    ctx.check(ok == 't' and refused == '5000' and big == 'f',
+              'unknown_issuers_keep_nothing: the trusted token verifies, the 5,001 others are refused',
+              '%s %s %s' % (ok, refused, big))
+    ctx.check(after[0] == before[0] and after[1] == before[1],
+              'unknown_issuers_keep_nothing: the issuer cache holds as many entries and bytes as before',
+              '%s -> %s' % (before, after))
+    ctx.check(still == 't' and int(hits) == int(after[2]) + 1,
+              'unknown_issuers_keep_nothing: the trusted issuer is still served from its entry',
+              '%s hits %s -> %s' % (still, after[2], hits))
+    su.query("DELETE FROM jwt_issuers WHERE issuer = 'https://trusted.example';")

@@ -194,6 +194,25 @@ def tests(c):
     T.check(outcome(s, "SELECT jwt_verify('%s');" % es1) == 'ERROR JW009',
             'standby, same session: a token of the revoked key is JW009')
 
+    # per issuer on the standby too: another issuer's new key leaves the
+    # first issuer's entry in place; its own key's revocation drops it
+    def issuer_counts():
+        return tuple(int(x) for x in s.rows("SELECT hits, misses FROM jwt_cache_stats() "
+                                            "WHERE cache = 'issuer';")[0])
+    verify_sub(s, idp_tok)
+    h0, m0 = issuer_counts()
+    p.query("SELECT jwt_key_import(jwt_jwk_generate('ES256')::text, 'ES256', 'idp2-1', 'https://idp2.example');")
+    T.check(wait_replay(p, s), 'replayed: another issuer\'s key')
+    ok = verify_sub(s, idp_tok) == 'OK idp-user'
+    h1, m1 = issuer_counts()
+    T.check(ok and (h1, m1) == (h0 + 1, m0),
+            'standby, same session: another issuer\'s new key leaves the first issuer\'s entry (a hit, no read)',
+            '%s -> %s' % ((h0, m0), (h1, m1)))
+    p.query("SELECT jwt_key_revoke('idp-1', 'https://idp.example');")
+    T.check(wait_replay(p, s), 'replayed: the issuer\'s key revoked')
+    T.check(outcome(s, "SELECT jwt_verify('%s');" % idp_tok) == 'ERROR JW009',
+            'standby, same session: the revoked issuer key\'s token is JW009 (its entry was dropped)')
+
     rs = token(p, 'RS256')
     p.query("SELECT jwt_revoke(token) FROM toks WHERE name = 'RS256';")
     T.check(wait_replay(p, s), 'replayed: jti revocation')

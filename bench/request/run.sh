@@ -266,11 +266,17 @@ run_one() {
 	fi
 	PGBENCH_PID=
 	# the CPU seconds of what was alive at both samples (on the direct path
-	# PgBouncer's idle server connections are among the backends, adding nothing)
-	read -r cpu_s all_cpu_s < <(awk '
+	# PgBouncer's idle server connections are among the backends, adding
+	# nothing).  A run where fewer backends than pgbench's clients worked
+	# between the samples (the first sample came before they connected)
+	# has no CPU figure, rather than a wrong one: the ratios skip it.
+	read -r cpu_s all_cpu_s < <(awk -v clients="$CLIENTS" -v path="$path" '
 		NR == FNR { a[$1] = $2; next }
-		($1 in a) { d = $2 - a[$1]; all += d; if ($1 ~ /^b/) { n++; be += d } }
-		END { if (n > 0) printf "%.6f %.6f\n", be / 1e9, all / 1e9; else print "NULL NULL" }' \
+		($1 in a) { d = $2 - a[$1]; all += d; if ($1 ~ /^b/) { be += d; if (d > 0) busy++ } }
+		END {
+			need = (path == "pgbouncer") ? 1 : clients
+			if (busy >= need && be > 0) printf "%.6f %.6f\n", be / 1e9, all / 1e9; else print "NULL NULL"
+		}' \
 		"$WORK/cpu1" "$WORK/cpu2")
 	processed=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$WORK/pgbench.out")
 	failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$WORK/pgbench.out")
@@ -351,10 +357,11 @@ med AS (
 -- each round's ratios: the variants of a round and path ran back to back
 ratio AS (
   SELECT x.path, x.variant,
-         percentile_cont(0.5) WITHIN GROUP (ORDER BY x.tps / b.tps) AS over_guc,
-         percentile_cont(0.5) WITHIN GROUP (ORDER BY x.tps / c.tps) AS over_none,
-         percentile_cont(0.5) WITHIN GROUP (ORDER BY b.all_cpu_us / x.all_cpu_us) AS cpu_over_guc,
-         percentile_cont(0.5) WITHIN GROUP (ORDER BY c.all_cpu_us / x.all_cpu_us) AS cpu_over_none
+         -- (a run without a figure, or with 0, is left out, never divided by)
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY x.tps / nullif(b.tps, 0)) AS over_guc,
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY x.tps / nullif(c.tps, 0)) AS over_none,
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY b.all_cpu_us / nullif(x.all_cpu_us, 0)) AS cpu_over_guc,
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY c.all_cpu_us / nullif(x.all_cpu_us, 0)) AS cpu_over_none
   FROM per_run AS x
   JOIN per_run AS b ON (b.round, b.path, b.variant) = (x.round, x.path, 'b_guc')
   JOIN per_run AS c ON (c.round, c.path, c.variant) = (x.round, x.path, 'c_none')

@@ -68,6 +68,7 @@
 #define JWKS_DIGEST_LEN		32	/* SHA-256 */
 #define JWKS_MAX_SLEEP_MS	60000
 #define JWKS_RESTART_SECS	10
+#define JWKS_ROUND_BATCH	32	/* scheduled refreshes per round, at most */
 
 char	   *jwt_database = NULL;
 int			jwt_jwks_miss_cooldown = 60;
@@ -541,6 +542,8 @@ worker_round(MemoryContext cxt)
 	Oid			owner = InvalidOid;
 	char	   *nsp = NULL;
 	long		sleep_ms = JWKS_MAX_SLEEP_MS;
+	int			scheduled = 0;
+	bool		more = false;
 	ListCell   *lc;
 
 	SpinLockAcquire(&shared->mutex);
@@ -585,20 +588,46 @@ worker_round(MemoryContext cxt)
 		}
 		values[0] = PointerGetDatum(construct_array(asked, nasked, BYTEAOID, -1, false, TYPALIGN_INT));
 		values[1] = BoolGetDatum(all);
-		sql = psprintf("SELECT t.issuer FROM %s.jwt_issuers AS t "
+		/*
+		 * The issuers asked for first, then the scheduled ones by when they
+		 * were due (never fetched first): a round takes every one asked for
+		 * and at most JWKS_ROUND_BATCH of the others, so that a kid miss
+		 * waits for one batch, not for thousands of scheduled refreshes.
+		 */
+		sql = psprintf("SELECT c.issuer, c.asked FROM ("
+					   "SELECT t.issuer, pg_catalog.sha256(pg_catalog.convert_to(t.issuer, pg_catalog.getdatabaseencoding())) "
+					   "OPERATOR(pg_catalog.=) ANY ($1) AS asked, s.next_refresh "
+					   "FROM %s.jwt_issuers AS t "
 					   "LEFT JOIN %s.jwt_jwks_fetches AS s ON s.issuer OPERATOR(pg_catalog.=) t.issuer "
-					   "WHERE (t.jwks_uri IS NOT NULL OR t.jwks_discovery) "
-					   "AND (s.next_refresh IS NULL OR s.next_refresh OPERATOR(pg_catalog.<=) pg_catalog.now() OR $2 "
-					   "OR pg_catalog.sha256(pg_catalog.convert_to(t.issuer, pg_catalog.getdatabaseencoding())) "
-					   "OPERATOR(pg_catalog.=) ANY ($1)) ORDER BY 1",
+					   "WHERE (t.jwks_uri IS NOT NULL OR t.jwks_discovery)) AS c "
+					   "WHERE c.asked OR $2 OR c.next_refresh IS NULL OR c.next_refresh OPERATOR(pg_catalog.<=) pg_catalog.now() "
+					   "ORDER BY c.asked DESC, c.next_refresh NULLS FIRST, c.issuer",
 					   nsp, nsp);
 		if (SPI_execute_with_args(sql, 2, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read the issuer table");
 		oldcxt = MemoryContextSwitchTo(cxt);
 		for (uint64 i = 0; i < SPI_processed; i++)
-			issuers = lappend(issuers, TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i],
-																		 SPI_tuptable->tupdesc,
-																		 1, &isnull)));
+		{
+			char	   *issuer = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i],
+																   SPI_tuptable->tupdesc,
+																   1, &isnull));
+			bool		was_asked = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i],
+															   SPI_tuptable->tupdesc,
+															   2, &isnull));
+			Unrecorded *u = find_unrecorded(issuer);
+
+			/* left alone for now: neither refreshed nor counted */
+			if (u != NULL && GetCurrentTimestamp() < u->until)
+				continue;
+			if (!was_asked && !all && scheduled >= JWKS_ROUND_BATCH)
+			{
+				more = true;
+				break;
+			}
+			if (!was_asked)
+				scheduled++;
+			issuers = lappend(issuers, issuer);
+		}
 		MemoryContextSwitchTo(oldcxt);
 	}
 	SPI_finish();
@@ -607,11 +636,7 @@ worker_round(MemoryContext cxt)
 
 	foreach(lc, issuers)
 	{
-		Unrecorded *u = find_unrecorded(lfirst(lc));
-
 		CHECK_FOR_INTERRUPTS();
-		if (u != NULL && GetCurrentTimestamp() < u->until)
-			continue;
 		refresh_issuer(nsp, lfirst(lc), cxt);
 	}
 
@@ -642,6 +667,9 @@ worker_round(MemoryContext cxt)
 	/* an issuer left alone is still due: do not spin on it */
 	if (unrecorded != NIL)
 		sleep_ms = Max(sleep_ms, 1000);
+	/* more were due than one round takes: the next round at once */
+	if (more)
+		sleep_ms = 0;
 
 	/* what the round wrote and deleted, for autovacuum to see */
 	pgstat_report_stat(true);

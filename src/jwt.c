@@ -185,7 +185,7 @@ _PG_init(void)
 							"Verified RS/PS/ES/EdDSA signatures remembered per backend.",
 							"48 bytes each; 0 verifies every signature every time.",
 							&jwt_verify_cache_size,
-							1024, 0, 1024 * 1024,
+							4096, 0, 1024 * 1024,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 	/* fetching identity providers' key sets: who may decide where and how */

@@ -248,6 +248,17 @@ send_tag(uint32 tag)
 	pfree(tup.t_data);
 }
 
+/* this backend's local transaction id (in PGPROC.vxid from PostgreSQL 17) */
+static inline LocalTransactionId
+my_lxid(void)
+{
+#if PG_VERSION_NUM >= 170000
+	return MyProc->vxid.lxid;
+#else
+	return MyProc->lxid;
+#endif
+}
+
 void
 jwt_store_changed(Oid relid)
 {
@@ -294,10 +305,10 @@ jwt_store_rows_changed(Relation rel, HeapTuple oldtup, HeapTuple newtup, int col
 			tags[ntags++] = tag;
 	}
 
-	if (MyProc->lxid != lxid || GetCurrentSubTransactionId() != subxid ||
+	if (my_lxid() != lxid || GetCurrentSubTransactionId() != subxid ||
 		GetCurrentCommandId(false) != cid)
 	{
-		lxid = MyProc->lxid;
+		lxid = my_lxid();
 		subxid = GetCurrentSubTransactionId();
 		cid = GetCurrentCommandId(false);
 		sent = 0;

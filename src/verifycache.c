@@ -40,7 +40,7 @@ typedef struct MemoEntry
 	uint64		last_used;		/* 0: empty */
 } MemoEntry;
 
-int			jwt_verify_cache_size = 1024;
+int			jwt_verify_cache_size = 4096;
 
 static MemoEntry *table = NULL;
 static int	nsets = 0;

@@ -193,6 +193,31 @@ def worker_hardening(c, port, db, idp, s, w, T, session, verify_sub, wait_until,
     # (pg_stat_activity names the user the worker was when it connected,
     # the database's session_authorization included; it is the owner after)
     s.query('ALTER DATABASE %s RESET ALL;' % db)
+
+    # -- a kid miss is not queued behind a backlog of scheduled refreshes:
+    # 400 issuers never fetched are all due, a round takes 32 of them, and
+    # the kid miss goes into the next round (the worker of 0.5's first
+    # builds took every due issuer in one round, the kid miss after them)
+    n_backlog = 400
+    s.query("INSERT INTO jwt_issuers (issuer, jwks_uri) "
+            "SELECT 'https://backlog-' || g || '.example', %s FROM generate_series(1, %d) g;"
+            % (q(idp.jwks_url), n_backlog))
+    fetched = ("SELECT count(*) FROM jwt_jwks_status() WHERE issuer LIKE 'https://backlog-%' "
+               "AND last_success IS NOT NULL;")
+    wait_until(lambda: int(s.value(fetched)) > 0, 10)
+    time.sleep(3.2)     # the cool-downs of the checks above are over
+    k8 = idpctl.generate_es256('w8')
+    idp.set_jwks(idpctl.jwks(keys['w1'][1], keys['w2'][1], keys['w3'][1], k8[1]))
+    first = verify_sub(w, tok(long_iss, 'w8', k8[0]))
+    ok = wait_until(lambda: verify_sub(w, tok(long_iss, 'w8', k8[0])) == 'OK dana', 10)
+    done_then = int(s.value(fetched))
+    T.check(first == 'ERROR JW009' and ok and done_then < n_backlog,
+            'hardening: a kid miss is refreshed while a backlog of scheduled refreshes waits '
+            '(%d of %d done then)' % (done_then, n_backlog), first)
+    T.check(wait_until(lambda: int(s.value(fetched)) == n_backlog, 120),
+            'hardening: ... and the backlog is worked off in rounds back to back',
+            s.value(fetched))
+    s.query("DELETE FROM jwt_issuers WHERE issuer LIKE 'https://backlog-%';")
     for iss in (a, b, long_iss):
         s.query('DELETE FROM jwt_issuers WHERE issuer = %s;' % q(iss))
 

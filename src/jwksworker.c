@@ -741,6 +741,7 @@ jwt_jwks_worker_main(Datum arg)
 		wait_for_database();
 
 	/* as the bootstrap superuser, then as the owner (see worker.c) */
+	jwt_worker_save_settings();
 	BackgroundWorkerInitializeConnection(jwt_database, NULL, JWT_BGW_CONNECT_FLAGS);
 	pgstat_report_appname("jwt jwks");
 	SpinLockAcquire(&shared->mutex);

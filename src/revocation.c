@@ -496,6 +496,7 @@ jwt_family_revoke_main(Datum arg)
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	BackgroundWorkerUnblockSignals();
 	/* as the bootstrap superuser, then as the owner (see worker.c) */
+	jwt_worker_save_settings();
 	BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid,
 											  JWT_BGW_CONNECT_FLAGS);
 	pgstat_report_appname("jwt family revocation");

@@ -17,6 +17,14 @@
  * setting below to a fixed value at PGC_S_OVERRIDE, above anything the
  * catalog set; a function's own SET clause still applies, as it is of a
  * higher source.  Finally the worker checks who it is.
+ *
+ * Beyond that list, every user-settable (PGC_USERSET) setting that the
+ * catalog changed while connecting goes back to the value the worker had
+ * from the server's configuration before it connected, so that a setting
+ * nobody thought of (planner switches that turn the worker's index scans
+ * into scans of 100,000 rows, JIT, work_mem) cannot steer it either.  A
+ * superuser-only setting made per database (jwt.jwks_ca_file, say) was
+ * made by a superuser, or by a role she granted SET to, and stays.
  */
 #include "postgres.h"
 
@@ -24,6 +32,8 @@
 #include "postmaster/bgworker.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
+#include "utils/memutils.h"
 
 #include "worker.h"
 
@@ -64,9 +74,80 @@ static const PinnedSetting pinned[] = {
 	{"plpgsql.check_asserts", "on"},
 };
 
+/* the user-settable settings as the server's configuration gave them */
+typedef struct SavedSetting
+{
+	struct config_generic *gen; /* GUC's own, lives as long as the process */
+	char	   *value;			/* in TopMemoryContext */
+} SavedSetting;
+
+static SavedSetting *saved;
+static int	nsaved;
+
+static struct config_generic **
+guc_variables(int *n)
+{
+#if PG_VERSION_NUM >= 160000
+	return get_guc_variables(n);
+#else
+	*n = GetNumConfigOptions();
+	return get_guc_variables();
+#endif
+}
+
+void
+jwt_worker_save_settings(void)
+{
+	int			n;
+	struct config_generic **vars = guc_variables(&n);
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	saved = palloc(sizeof(SavedSetting) * Max(n, 1));
+	nsaved = 0;
+	for (int i = 0; i < n; i++)
+	{
+		const char *value;
+
+		if (vars[i]->context != PGC_USERSET ||
+			(vars[i]->flags & GUC_CUSTOM_PLACEHOLDER))
+			continue;
+		/* the raw value (no show hook), which set_config_option parses */
+		value = GetConfigOption(vars[i]->name, true, false);
+		if (value == NULL)
+			continue;
+		saved[nsaved].gen = vars[i];
+		saved[nsaved].value = pstrdup(value);
+		nsaved++;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* put back what pg_db_role_setting changed of the saved settings */
+static void
+restore_settings(void)
+{
+	for (int i = 0; i < nsaved; i++)
+	{
+		struct config_generic *gen = saved[i].gen;
+
+		if (gen->source != PGC_S_GLOBAL && gen->source != PGC_S_DATABASE &&
+			gen->source != PGC_S_USER && gen->source != PGC_S_DATABASE_USER)
+			continue;
+		/* only a label, and the worker reports its own to pg_stat_activity */
+		if (strcmp(gen->name, "application_name") == 0)
+			continue;
+		(void) set_config_option(gen->name, saved[i].value, PGC_SUSET, PGC_S_OVERRIDE,
+								 GUC_ACTION_SET, true, WARNING, false);
+	}
+}
+
 void
 jwt_worker_pin_settings(Oid owner)
 {
+	if (saved == NULL)
+		elog(ERROR, "jwt_worker_save_settings was not called before connecting");
+	restore_settings();
+
 	/* first who it is: the session, then no role on top of it */
 	SetConfigOption("session_authorization", GetUserNameFromId(owner, false),
 					PGC_SUSET, PGC_S_OVERRIDE);

@@ -12,6 +12,13 @@
 #define JWT_BGW_CONNECT_FLAGS	BGWORKER_BYPASS_ALLOWCONN
 
 /*
+ * Before connecting: the user-settable settings as the server's
+ * configuration gives them, which jwt_worker_pin_settings puts back where
+ * the database's or a role's settings changed them.
+ */
+extern void jwt_worker_save_settings(void);
+
+/*
  * Inside a transaction, right after connecting: become the extension's
  * owner, and take none of the settings of the database or of a role
  * (ALTER DATABASE/ROLE ... SET) that decide who the worker is or what its

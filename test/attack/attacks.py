@@ -923,6 +923,51 @@ def database_settings_steer_revocation_worker(ctx):
               '%s: no revocation fell back to the pending file' % name)
 
 
+def family_scans(su):
+    """(seq_scan, idx_scan) of jwt_token_families, as reported so far."""
+    su.query('SELECT pg_stat_clear_snapshot();')
+    return tuple(int(x) for x in su.rows(
+        "SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_user_tables "
+        "WHERE relid = 'jwt_token_families'::regclass;")[0])
+
+
+@attack
+def database_planner_settings_steer_revocation_worker(ctx):
+    """Settings nobody listed: the database owner turns off index scans for
+    her database (and shrinks work_mem), which would make the revocation
+    worker scan the whole family table for every revocation.  The worker
+    must put back every user setting the database changed, so that it
+    finds the family through the index as any session of the server's
+    configuration does (pg_stat_user_tables tells which scan it made)."""
+    name = 'database_planner_settings_steer_revocation_worker'
+    su = ctx.session()
+    o = ctx.session('dbowner')
+    make_families(su, 'planner', 3000)
+    su.query('ANALYZE jwt_token_families;')
+    rt0 = su.rows("SELECT refresh_token FROM jwt_issue_pair('{\"sub\": \"planner-replayed\"}');")[0][0]
+    rt1 = outcome(su, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))
+    ctx.check(rt1.startswith('OK '), '%s: the first refresh' % name, rt1)
+    settings = ('enable_indexscan = off', 'enable_bitmapscan = off', 'enable_indexonlyscan = off',
+                'enable_tidscan = off', "work_mem = '64kB'")
+    for setting in settings:
+        r = outcome(o, 'ALTER DATABASE jwt_attack SET %s;' % setting)
+        ctx.check(r.startswith('OK'), '%s: the owner may set %s' % (name, setting), r)
+    before = family_scans(su)
+    r = outcome(su, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt0))
+    ctx.check(r == 'ERROR JW010', '%s: the replay is JW010' % name, r)
+    # the worker has exited, and a process reports its counts as it exits;
+    # this session's own are flushed by a new transaction after 1 s at most
+    time.sleep(1.2)
+    su.query('SELECT 1;')
+    after = family_scans(su)
+    written = su.value("SELECT revoked_at IS NOT NULL FROM jwt_token_families WHERE sub = 'planner-replayed';")
+    ctx.check(written == 't', '%s: the worker wrote the revocation' % name, written)
+    ctx.check(after[0] == before[0] and after[1] > before[1],
+              '%s: the worker found the family by the index, not by a scan of the table' % name,
+              'seq_scan %d -> %d, idx_scan %d -> %d' % (before[0], after[0], before[1], after[1]))
+    su.query('ALTER DATABASE jwt_attack RESET ALL;')
+
+
 @attack
 def worker_owner_cannot_log_in(ctx):
     """The extension's owner is a role that cannot log in: the worker

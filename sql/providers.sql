@@ -88,4 +88,26 @@ FROM (VALUES ('max-age 600', true, 0, 600, NULL::timestamptz, 540, 600),
 RESET jwt.jwks_min_interval;
 RESET jwt.jwks_max_interval;
 
+-- the schedule is a queue with a row for each issuer whose keys are
+-- fetched: made due at once (NULL) with a URL or discovery, due at once
+-- again when the URL changes, and gone when it has neither; an issuer
+-- without either, or with only a rule changed, is not touched
+INSERT INTO jwt_issuers (issuer, jwks_uri) VALUES ('https://queue-a.example', 'https://queue-a.example/jwks');
+INSERT INTO jwt_issuers (issuer, jwks_discovery) VALUES ('https://queue-b.example', true);
+INSERT INTO jwt_issuers (issuer) VALUES ('https://queue-c.example');
+SELECT issuer, next_refresh FROM jwt_jwks_fetches WHERE issuer LIKE 'https://queue-%' ORDER BY issuer;
+UPDATE jwt_jwks_fetches SET next_refresh = now() + interval '1 hour' WHERE issuer LIKE 'https://queue-%';
+UPDATE jwt_issuers SET leeway = '1 minute' WHERE issuer LIKE 'https://queue-%';
+SELECT issuer, next_refresh > now() AS later FROM jwt_jwks_fetches WHERE issuer LIKE 'https://queue-%' ORDER BY issuer;
+UPDATE jwt_issuers SET jwks_uri = 'https://queue-a.example/keys' WHERE issuer = 'https://queue-a.example';
+UPDATE jwt_issuers SET jwks_discovery = false WHERE issuer = 'https://queue-b.example';
+UPDATE jwt_issuers SET jwks_discovery = true WHERE issuer = 'https://queue-c.example';
+SELECT issuer, next_refresh FROM jwt_jwks_fetches WHERE issuer LIKE 'https://queue-%' ORDER BY issuer;
+-- the worker reads the queue through its index
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT issuer FROM jwt_jwks_fetches WHERE next_refresh <= now() ORDER BY next_refresh NULLS FIRST LIMIT 33;
+RESET enable_seqscan;
+DELETE FROM jwt_issuers WHERE issuer LIKE 'https://queue-%';
+SELECT count(*) AS left_behind FROM jwt_jwks_fetches WHERE issuer LIKE 'https://queue-%';
+
 DROP ROLE jwt_providers_nobody;

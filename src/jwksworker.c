@@ -19,7 +19,19 @@
  * never takes another issuer's entry while that one cools down.  When no
  * entry can be had near an issuer's place, the table asks for a refresh
  * of every fetched issuer instead (at most once per cool-down), so a full
- * table costs time, never an issuer's early refresh.
+ * table costs time, never an issuer's early refresh.  An entry also keeps
+ * the issuer's name when it is shorter than JWKS_NAME_MAX, so the worker
+ * finds the issuers asked for through jwt_issuers' primary key; only a
+ * longer name is looked for by its digest, over every issuer.
+ *
+ * The schedule itself is a priority queue: jwt_jwks_fetches has a row for
+ * every issuer whose keys are fetched (a trigger on jwt_issuers puts it
+ * there, due at once), and a round takes at most JWKS_ROUND_BATCH of the
+ * rows never attempted and of the most overdue, through the index on
+ * next_refresh, after the issuers asked for: no round reads the rows of
+ * issuers that are not due, and a kid miss waits for one batch at most.
+ * The worker puts the rows right once as it starts, for a table restored
+ * with triggers off.
  *
  * Each issuer is refreshed in a transaction of its own, and an error in
  * one (it was unregistered meanwhile, a lock timed out) is recorded for
@@ -66,6 +78,7 @@
 #define JWKS_SLOTS			1024	/* issuers cooling down at once */
 #define JWKS_PROBE			32	/* entries looked at from an issuer's place */
 #define JWKS_DIGEST_LEN		32	/* SHA-256 */
+#define JWKS_NAME_MAX		256 /* issuer names an entry keeps, with their NUL */
 #define JWKS_MAX_SLEEP_MS	60000
 #define JWKS_RESTART_SECS	10
 #define JWKS_ROUND_BATCH	32	/* scheduled refreshes per round, at most */
@@ -80,6 +93,7 @@ typedef struct JwksSlot
 	bool		pending;		/* the worker has not taken it yet */
 	TimestampTz last_request;
 	uint8		digest[JWKS_DIGEST_LEN];	/* of the issuer */
+	char		name[JWKS_NAME_MAX];	/* the issuer; "" when it is longer */
 } JwksSlot;
 
 typedef struct JwksShared
@@ -210,6 +224,13 @@ jwt_jwks_request(const char *issuer, int len, uint64 *ticket)
 			slot->pending = true;
 			slot->last_request = now;
 			memcpy(slot->digest, digest, JWKS_DIGEST_LEN);
+			if (len < JWKS_NAME_MAX)
+			{
+				memcpy(slot->name, issuer, len);
+				slot->name[len] = '\0';
+			}
+			else
+				slot->name[0] = '\0';
 			latch = shared->worker_latch;
 			wait = true;
 		}
@@ -527,6 +548,68 @@ refresh_issuer(const char *nsp, const char *issuer, MemoryContext cxt)
 }
 
 /*
+ * Once per start: every issuer whose keys are fetched has its row in the
+ * schedule, and no other issuer has one.  The trigger on jwt_issuers keeps
+ * it so; this is for a table restored or replicated with triggers off.
+ * One pass over the issuers, in a transaction of its own; an error is
+ * logged and the worker goes on with the schedule as it is.
+ */
+static void
+schedule_catch_up(const char *nsp, MemoryContext cxt)
+{
+	static bool done = false;
+	const char *fetched = "(t.jwks_uri IS NOT NULL OR t.jwks_discovery)";
+
+	if (done)
+		return;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (SPI_execute(psprintf("INSERT INTO %s.jwt_jwks_fetches (issuer) "
+								 "SELECT t.issuer FROM %s.jwt_issuers AS t WHERE %s "
+								 "ON CONFLICT (issuer) DO NOTHING", nsp, nsp, fetched),
+						false, 0) != SPI_OK_INSERT ||
+			SPI_execute(psprintf("DELETE FROM %s.jwt_jwks_fetches AS s WHERE NOT EXISTS "
+								 "(SELECT FROM %s.jwt_issuers AS t "
+								 "WHERE t.issuer OPERATOR(pg_catalog.=) s.issuer AND %s)",
+								 nsp, nsp, fetched),
+						false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not write the refresh schedule");
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(WARNING,
+				(errmsg("could not bring the JWKS refresh schedule up to date: %s", edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	done = true;
+}
+
+static bool
+list_member_issuer(List *issuers, const char *issuer)
+{
+	ListCell   *lc;
+
+	foreach(lc, issuers)
+		if (strcmp(lfirst(lc), issuer) == 0)
+			return true;
+	return false;
+}
+
+/*
  * One round: the issuers due or asked for, each refreshed in a transaction
  * of its own.  Returns how long to sleep, in milliseconds.  What it keeps
  * across its transactions lives in cxt, reset by the caller.
@@ -534,9 +617,10 @@ refresh_issuer(const char *nsp, const char *issuer, MemoryContext cxt)
 static long
 worker_round(MemoryContext cxt)
 {
+	char	   *names = palloc(JWKS_NAME_MAX * JWKS_SLOTS);
 	uint8	   *digests = palloc(JWKS_DIGEST_LEN * JWKS_SLOTS);
-	Datum	   *asked = palloc(sizeof(Datum) * JWKS_SLOTS);
-	int			nasked = 0;
+	int			nnames = 0;
+	int			ndigests = 0;
 	bool		all;
 	List	   *issuers = NIL;
 	Oid			owner = InvalidOid;
@@ -550,8 +634,11 @@ worker_round(MemoryContext cxt)
 	for (int i = 0; i < JWKS_SLOTS; i++)
 		if (shared->slots[i].pending)
 		{
-			memcpy(digests + JWKS_DIGEST_LEN * nasked++, shared->slots[i].digest,
-				   JWKS_DIGEST_LEN);
+			if (shared->slots[i].name[0] != '\0')
+				strlcpy(names + JWKS_NAME_MAX * nnames++, shared->slots[i].name, JWKS_NAME_MAX);
+			else
+				memcpy(digests + JWKS_DIGEST_LEN * ndigests++, shared->slots[i].digest,
+					   JWKS_DIGEST_LEN);
 			shared->slots[i].pending = false;
 		}
 	all = shared->refresh_all;
@@ -573,38 +660,69 @@ worker_round(MemoryContext cxt)
 	{
 		MemoryContext oldcxt;
 		char	   *sql;
-		Oid			argtypes[2] = {BYTEAARRAYOID, BOOLOID};
-		Datum		values[2];
+		Oid			argtypes[4] = {TEXTARRAYOID, BYTEAARRAYOID, BOOLOID, INT4OID};
+		Datum		values[4];
+		Datum	   *elems = palloc(sizeof(Datum) * Max(Max(nnames, ndigests), 1));
 		bool		isnull;
+		const char *fetched = "(t.jwks_uri IS NOT NULL OR t.jwks_discovery)";
 
-		/* the issuers asked for, by digest */
-		for (int i = 0; i < nasked; i++)
+		/* the issuers asked for: by name, and by digest when too long */
+		for (int i = 0; i < nnames; i++)
+			elems[i] = CStringGetTextDatum(names + JWKS_NAME_MAX * i);
+		values[0] = PointerGetDatum(construct_array(elems, nnames, TEXTOID, -1, false, TYPALIGN_INT));
+		for (int i = 0; i < ndigests; i++)
 		{
 			bytea	   *b = palloc(VARHDRSZ + JWKS_DIGEST_LEN);
 
 			SET_VARSIZE(b, VARHDRSZ + JWKS_DIGEST_LEN);
 			memcpy(VARDATA(b), digests + JWKS_DIGEST_LEN * i, JWKS_DIGEST_LEN);
-			asked[i] = PointerGetDatum(b);
+			elems[i] = PointerGetDatum(b);
 		}
-		values[0] = PointerGetDatum(construct_array(asked, nasked, BYTEAOID, -1, false, TYPALIGN_INT));
-		values[1] = BoolGetDatum(all);
+		values[1] = PointerGetDatum(construct_array(elems, ndigests, BYTEAOID, -1, false, TYPALIGN_INT));
+		values[2] = BoolGetDatum(all);
+		/* one more than a batch tells that more are due; and room for the
+		 * issuers left alone, which are skipped below */
+		values[3] = Int32GetDatum(JWKS_ROUND_BATCH + 1 + list_length(unrecorded));
+
 		/*
-		 * The issuers asked for first, then the scheduled ones by when they
-		 * were due (never fetched first): a round takes every one asked for
-		 * and at most JWKS_ROUND_BATCH of the others, so that a kid miss
-		 * waits for one batch, not for thousands of scheduled refreshes.
+		 * The issuers asked for first (by the primary key; a long name by
+		 * its digest, reading every issuer, only when one was asked for),
+		 * then the scheduled ones: those never attempted, then the most
+		 * overdue, each through the index on next_refresh and at most a
+		 * batch of them, so that a kid miss waits for one batch, not for
+		 * thousands of scheduled refreshes.  A table-full request ($3)
+		 * takes every fetched issuer.
 		 */
-		sql = psprintf("SELECT c.issuer, c.asked FROM ("
-					   "SELECT t.issuer, pg_catalog.sha256(pg_catalog.convert_to(t.issuer, pg_catalog.getdatabaseencoding())) "
-					   "OPERATOR(pg_catalog.=) ANY ($1) AS asked, s.next_refresh "
-					   "FROM %s.jwt_issuers AS t "
-					   "LEFT JOIN %s.jwt_jwks_fetches AS s ON s.issuer OPERATOR(pg_catalog.=) t.issuer "
-					   "WHERE (t.jwks_uri IS NOT NULL OR t.jwks_discovery)) AS c "
-					   "WHERE c.asked OR $2 OR c.next_refresh IS NULL OR c.next_refresh OPERATOR(pg_catalog.<=) pg_catalog.now() "
-					   "ORDER BY c.asked DESC, c.next_refresh NULLS FIRST, c.issuer",
-					   nsp, nsp);
-		if (SPI_execute_with_args(sql, 2, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read the issuer table");
+		sql = psprintf("SELECT t.issuer, true FROM %s.jwt_issuers AS t "
+					   "WHERE t.issuer OPERATOR(pg_catalog.=) ANY ($1) AND %s "
+					   "UNION ALL "
+					   "SELECT t.issuer, true FROM %s.jwt_issuers AS t "
+					   "WHERE pg_catalog.cardinality($2) OPERATOR(pg_catalog.>) 0 "
+					   "AND pg_catalog.octet_length(t.issuer) OPERATOR(pg_catalog.>=) %d AND %s "
+					   "AND pg_catalog.sha256(pg_catalog.convert_to(t.issuer, pg_catalog.getdatabaseencoding())) "
+					   "OPERATOR(pg_catalog.=) ANY ($2) "
+					   "UNION ALL "
+					   "(SELECT t.issuer, false FROM %s.jwt_issuers AS t WHERE $3 AND %s "
+					   "AND t.issuer OPERATOR(pg_catalog.<>) ALL ($1) ORDER BY t.issuer) "
+					   "UNION ALL "
+					   "(SELECT s.issuer, false FROM %s.jwt_jwks_fetches AS s "
+					   "JOIN %s.jwt_issuers AS t ON t.issuer OPERATOR(pg_catalog.=) s.issuer "
+					   "WHERE NOT $3 AND s.next_refresh IS NULL AND %s "
+					   "AND s.issuer OPERATOR(pg_catalog.<>) ALL ($1) "
+					   "ORDER BY s.next_refresh NULLS FIRST LIMIT $4) "
+					   "UNION ALL "
+					   "(SELECT s.issuer, false FROM %s.jwt_jwks_fetches AS s "
+					   "JOIN %s.jwt_issuers AS t ON t.issuer OPERATOR(pg_catalog.=) s.issuer "
+					   "WHERE NOT $3 AND s.next_refresh OPERATOR(pg_catalog.<=) pg_catalog.now() AND %s "
+					   "AND s.issuer OPERATOR(pg_catalog.<>) ALL ($1) "
+					   "ORDER BY s.next_refresh NULLS FIRST LIMIT $4)",
+					   nsp, fetched,
+					   nsp, JWKS_NAME_MAX, fetched,
+					   nsp, fetched,
+					   nsp, nsp, fetched,
+					   nsp, nsp, fetched);
+		if (SPI_execute_with_args(sql, 4, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the refresh schedule");
 		oldcxt = MemoryContextSwitchTo(cxt);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
@@ -618,6 +736,9 @@ worker_round(MemoryContext cxt)
 
 			/* left alone for now: neither refreshed nor counted */
 			if (u != NULL && GetCurrentTimestamp() < u->until)
+				continue;
+			/* a long name asked for and also due: once */
+			if (!was_asked && ndigests > 0 && list_member_issuer(issuers, issuer))
 				continue;
 			if (!was_asked && !all && scheduled >= JWKS_ROUND_BATCH)
 			{
@@ -633,6 +754,9 @@ worker_round(MemoryContext cxt)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+
+	if (nsp != NULL)
+		schedule_catch_up(nsp, cxt);
 
 	foreach(lc, issuers)
 	{
@@ -650,9 +774,19 @@ worker_round(MemoryContext cxt)
 		StartTransactionCommand();
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		if (SPI_execute(psprintf("SELECT pg_catalog.ceil(pg_catalog.date_part('epoch', "
-								 "pg_catalog.min(s.next_refresh) OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp()) "
-								 "OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8 FROM %s.jwt_jwks_fetches AS s", nsp),
+		/*
+		 * From the index alone: 0 when one was never attempted.  (The queue
+		 * holds only issuers whose keys are fetched: the trigger and
+		 * schedule_catch_up see to it, so no join with jwt_issuers here,
+		 * which the planner could turn into a scan of every issuer.)
+		 */
+		if (SPI_execute(psprintf("SELECT CASE WHEN EXISTS (SELECT FROM %s.jwt_jwks_fetches AS s "
+								 "WHERE s.next_refresh IS NULL) THEN 0::pg_catalog.int8 ELSE "
+								 "pg_catalog.ceil(pg_catalog.date_part('epoch', "
+								 "(SELECT pg_catalog.min(s.next_refresh) FROM %s.jwt_jwks_fetches AS s) "
+								 "OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp()) "
+								 "OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8 END",
+								 nsp, nsp),
 						true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 		{
 			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);

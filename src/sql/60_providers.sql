@@ -28,6 +28,52 @@ REVOKE ALL ON @extschema@.jwt_jwks_fetches FROM PUBLIC;
 COMMENT ON TABLE @extschema@.jwt_jwks_fetches IS
 'when each trusted issuer''s key set was fetched, and why the last attempt failed';
 
+-- The refresh schedule is a priority queue: the JWKS worker takes the
+-- rows never attempted (next_refresh NULL), then the most overdue, from
+-- this index, and reads no other issuer's row to find them.
+CREATE INDEX jwt_jwks_fetches_next_refresh
+  ON @extschema@.jwt_jwks_fetches (next_refresh NULLS FIRST);
+
+-- So an issuer whose keys are fetched has its row in the queue from the
+-- moment it has a URL (or discovery), due at once; one that no longer has
+-- either leaves it.  ALWAYS: a logical subscriber's worker fetches its
+-- issuers as well.  As the extension's owner: only the owner and
+-- superusers may write jwt_issuers, and either may write the schedule.
+CREATE FUNCTION @extschema@._jwt_jwks_schedule()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF NEW.jwks_uri IS NOT NULL OR NEW.jwks_discovery THEN
+    INSERT INTO @extschema@.jwt_jwks_fetches AS s (issuer) VALUES (NEW.issuer)
+    ON CONFLICT ON CONSTRAINT jwt_jwks_fetches_pkey DO UPDATE
+      SET next_refresh = NULL;       -- another URL: due at once
+  ELSE
+    DELETE FROM @extschema@.jwt_jwks_fetches AS s WHERE s.issuer = NEW.issuer;
+  END IF;
+  RETURN NULL;
+END $$;
+
+REVOKE ALL ON FUNCTION @extschema@._jwt_jwks_schedule() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@._jwt_jwks_schedule() IS
+'internal: keep an issuer whose keys are fetched in the refresh schedule (jwt_jwks_fetches)';
+
+-- Only for rows that concern the schedule: a trigger that runs a
+-- statement for every row would also defeat the key store's coalescing of
+-- a bulk insert's invalidations (one per command, src/keystore.c).
+CREATE TRIGGER jwt_issuers_schedule
+  AFTER INSERT ON @extschema@.jwt_issuers
+  FOR EACH ROW WHEN (NEW.jwks_uri IS NOT NULL OR NEW.jwks_discovery)
+  EXECUTE FUNCTION @extschema@._jwt_jwks_schedule();
+CREATE TRIGGER jwt_issuers_reschedule
+  AFTER UPDATE OF jwks_uri, jwks_discovery ON @extschema@.jwt_issuers
+  FOR EACH ROW WHEN (OLD.jwks_uri IS DISTINCT FROM NEW.jwks_uri
+                     OR OLD.jwks_discovery IS DISTINCT FROM NEW.jwks_discovery)
+  EXECUTE FUNCTION @extschema@._jwt_jwks_schedule();
+ALTER TABLE @extschema@.jwt_issuers ENABLE ALWAYS TRIGGER jwt_issuers_schedule;
+ALTER TABLE @extschema@.jwt_issuers ENABLE ALWAYS TRIGGER jwt_issuers_reschedule;
+
 -- One HTTPS GET (src/fetch.c): https only, also for redirects (at most 3),
 -- the certificate and host name verified (against jwt.jwks_ca_file alone
 -- when it is set, else the system trust store), at most 1 MB, within
@@ -241,6 +287,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  c refcursor;
   i record;
   f record;
   err text;
@@ -256,13 +303,24 @@ BEGIN
       USING ERRCODE = 'insufficient_privilege';
   END IF;
   PERFORM @extschema@._jwt_assert_primary('the key table');
-  FOR i IN SELECT t.issuer, t.jwks_uri, coalesce(s.failures, 0) AS failures
-           FROM @extschema@.jwt_issuers AS t
-           LEFT JOIN @extschema@.jwt_jwks_fetches AS s ON s.issuer = t.issuer
-           WHERE (t.jwks_uri IS NOT NULL OR t.jwks_discovery)
-             AND (jwt_jwks_refresh.issuer IS NULL OR t.issuer = jwt_jwks_refresh.issuer)
-           ORDER BY t.issuer
+  -- one issuer by the primary key (the worker calls this for each issuer
+  -- it refreshes: one query for both would read every issuer each time)
+  IF issuer IS NULL THEN
+    OPEN c FOR SELECT t.issuer, t.jwks_uri, coalesce(s.failures, 0) AS failures
+               FROM @extschema@.jwt_issuers AS t
+               LEFT JOIN @extschema@.jwt_jwks_fetches AS s ON s.issuer = t.issuer
+               WHERE t.jwks_uri IS NOT NULL OR t.jwks_discovery
+               ORDER BY t.issuer;
+  ELSE
+    OPEN c FOR SELECT t.issuer, t.jwks_uri, coalesce(s.failures, 0) AS failures
+               FROM @extschema@.jwt_issuers AS t
+               LEFT JOIN @extschema@.jwt_jwks_fetches AS s ON s.issuer = t.issuer
+               WHERE (t.jwks_uri IS NOT NULL OR t.jwks_discovery)
+                 AND t.issuer = jwt_jwks_refresh.issuer;
+  END IF;
   LOOP
+    FETCH c INTO i;
+    EXIT WHEN NOT FOUND;
     found_one := true;
     f := @extschema@._jwt_jwks_fetch(i.issuer, i.jwks_uri);
     err := f.error;
@@ -289,6 +347,7 @@ BEGIN
         USING DETAIL = err;
     END IF;
   END LOOP;
+  CLOSE c;
   IF NOT found_one AND issuer IS NOT NULL THEN
     RAISE EXCEPTION 'issuer "%" has no key set URL', issuer
       USING ERRCODE = 'undefined_object',

@@ -218,6 +218,46 @@ def worker_hardening(c, port, db, idp, s, w, T, session, verify_sub, wait_until,
             'hardening: ... and the backlog is worked off in rounds back to back',
             s.value(fetched))
     s.query("DELETE FROM jwt_issuers WHERE issuer LIKE 'https://backlog-%';")
+
+    # -- the schedule is a priority queue: with 5,000 more issuers fetched
+    # here, none of them due, a kid miss and the rounds around it read
+    # neither jwt_issuers nor jwt_jwks_fetches whole (the worker of 0.5's
+    # first builds joined every issuer each round, and hashed each name
+    # to find the one asked for)
+    n_queue = 5000
+    s.query("INSERT INTO jwt_issuers (issuer, jwks_uri) "
+            "SELECT 'https://queue-' || g || '.example', %s FROM generate_series(1, %d) g;"
+            % (q(idp.jwks_url), n_queue))
+    s.query("UPDATE jwt_jwks_fetches SET next_refresh = now() + interval '1 day' "
+            "WHERE issuer LIKE 'https://queue-%';")
+    s.query('ANALYZE jwt_issuers; ANALYZE jwt_jwks_fetches;')
+    queued = s.value("SELECT count(*) FROM jwt_jwks_fetches WHERE issuer LIKE 'https://queue-%' "
+                     "AND next_refresh > now();")
+    T.check(queued == str(n_queue), 'hardening: each issuer fetched here has its row in the queue', queued)
+    time.sleep(3.2)     # the cool-downs of the checks above are over
+    # this test's own scans (jwt_jwks_status reads every issuer) are
+    # reported before the counters start, not into them
+    for sess in (s, w):
+        sess.query('SELECT pg_stat_force_next_flush();')
+    for rel in ('jwt_issuers', 'jwt_jwks_fetches'):
+        s.query("SELECT pg_stat_reset_single_table_counters(%s::regclass);" % q(rel))
+
+    def last_success(iss):
+        return s.value('SELECT last_success FROM jwt_jwks_fetches WHERE issuer = %s;' % q(iss))
+    before = last_success(a)
+    k9 = idpctl.generate_es256('w9')
+    idp.set_jwks(idpctl.jwks(keys['w1'][1], keys['w2'][1], keys['w3'][1], k9[1]))
+    verify_sub(w, tok(a, 'w9', k9[0]))
+    ok = wait_until(lambda: verify_sub(w, tok(a, 'w9', k9[0])) == 'OK dana', 10)
+    T.check(ok and last_success(a) != before,
+            'hardening: with %d issuers queued, a kid miss is refreshed early' % n_queue)
+    time.sleep(1.5)     # the worker's counts are reported after each round
+    s.query('SELECT pg_stat_clear_snapshot();')
+    scans = s.rows("SELECT relname, seq_scan FROM pg_stat_user_tables "
+                   "WHERE relname IN ('jwt_issuers', 'jwt_jwks_fetches') ORDER BY relname;")
+    T.check(all(r[1] == '0' for r in scans) and len(scans) == 2,
+            'hardening: ... and no round read the issuers or the queue whole', str(scans))
+    s.query("DELETE FROM jwt_issuers WHERE issuer LIKE 'https://queue-%';")
     for iss in (a, b, long_iss):
         s.query('DELETE FROM jwt_issuers WHERE issuer = %s;' % q(iss))
 

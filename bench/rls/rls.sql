@@ -21,6 +21,9 @@ INSERT INTO variants (name, policy) VALUES
   ('jwt_claim',   $$owner = jwt_claim('sub')$$),
   ('jwt_claims',  $$owner = jwt_claims() ->> 'sub'$$),
   ('initplan',    $$owner = (SELECT jwt_claim('sub'))$$),
+  -- the floor: PostgreSQL's own cheapest per-row call that looks a name up
+  -- and returns text (a GUC read, no JSON)
+  ('setting',     $$owner = current_setting('bench.sub')$$),
   -- PostgREST's classic policy, reading the (forgeable) setting
   ('request_guc', $$owner = current_setting('request.jwt.claims', true)::json ->> 'sub'$$);
 
@@ -53,6 +56,7 @@ SET max_parallel_workers_per_gather = 0;
 BEGIN;
 SELECT jwt_authenticate(:'token') IS NOT NULL AS authenticated \gset
 SELECT set_config('request.jwt.claims', '{"sub": "user42"}', true) IS NOT NULL AS set \gset
+SELECT set_config('bench.sub', 'user42', true) IS NOT NULL AS set \gset
 SELECT run_rounds(:rounds, :rows / 1000) \gset
 COMMIT;
 \unset QUIET

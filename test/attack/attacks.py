@@ -443,7 +443,7 @@ def revoked_count(su, prefix):
 def pending_file_crash_loop(ctx):
     """A store of pending families of this database (600 and 7,000 in the
     first format, then 20,000 in the current one; 600 and 1,000 under
-    debug_discard_caches), then a rotated
+    debug_discard_caches or Valgrind), then a rotated
     refresh token is replayed, so a worker applies them all: the first
     builds of 0.5 read their list of applied families after SPI_finish()
     had freed it and died with SIGSEGV (the postmaster restarted every
@@ -460,10 +460,11 @@ def pending_file_crash_loop(ctx):
     # the old worker then removed nothing it had applied
     sizes = ((600, True), (7000, True), (20000, False))
     # with debug_discard_caches every row the worker revokes rebuilds the
-    # caches its triggers use, and 7,000 take longer than jwt_refresh waits
-    # for the worker: 600 first-format entries are what the old worker
-    # failed on an assert-enabled server, and they stay
-    if su.value('SHOW debug_discard_caches;') != '0':
+    # caches its triggers use, and under Valgrind every instruction costs
+    # some 30: 7,000 take longer than jwt_refresh waits for the worker.
+    # 600 first-format entries are what the old worker failed on an
+    # assert-enabled server, and they stay
+    if su.value('SHOW debug_discard_caches;') != '0' or os.environ.get('JWT_POSTGRES_WRAPPER'):
         sizes = ((600, True), (1000, False))
     for n, legacy in sizes:
         what = '%d %s entries' % (n, 'first-format' if legacy else 'current')

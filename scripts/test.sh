@@ -34,7 +34,7 @@ mode=matrix
 server_only=false
 versions=${JWT_PG_VERSIONS:-15 17 18}
 # the assert-enabled legs of the matrix (JWT_CASSERT_LEGS="" skips them;
-# the discard leg takes some 15 minutes: --cassert runs it)
+# the discard leg takes more than 40 minutes: --cassert runs it)
 legs=${JWT_CASSERT_LEGS-cassert}
 # which suites a --here run has: all, server (--server-only), or one of
 # the legs on the assert-enabled build

@@ -529,6 +529,13 @@ def pending_file_past_cap(ctx):
     # its refresh is refused, and starts a worker that applies the store
     r = outcome(o, 'SELECT refresh_token FROM jwt_refresh(%s);' % q(rt1))
     ctx.check(r == 'ERROR JW010', 'pending_file_past_cap: the family recorded last refreshes no more', r)
+    # jwt_refresh waits 10 s for the worker; under Valgrind or
+    # debug_discard_caches its 122,000 entries take longer, and it goes on
+    # after jwt_refresh stopped waiting: wait for it to finish
+    if slow_server(su):
+        t0 = time.time()
+        while revoked_count(su, 'pastcap') < len(tail) + 1 and time.time() - t0 < 900:
+            time.sleep(2)
     ctx.check(su.value("SELECT revoked_at IS NOT NULL FROM jwt_token_families WHERE sub = 'pastcap-last';") == 't',
               'pending_file_past_cap: its revocation is written')
     got = revoked_count(su, 'pastcap')
@@ -672,7 +679,9 @@ def private_memory(pid):
     with open('/proc/%d/maps' % pid) as maps, open('/proc/%d/mem' % pid, 'rb', 0) as mem:
         for line in maps:
             f = line.split()
-            if f[1] != 'rw-p' or (len(f) > 5 and f[5] not in ('[heap]',)):
+            # writable private maps (Valgrind's client heap is rwx)
+            if not (f[1].startswith('rw') and f[1].endswith('p')) or \
+                    (len(f) > 5 and f[5] not in ('[heap]',)):
                 continue
             lo, hi = (int(x, 16) for x in f[0].split('-'))
             try:
@@ -794,12 +803,16 @@ def rsa_keygen_cancellable(ctx):
     m = ctx.session('mallory')
     m.query("SET jwt.rsa_bits = 4096; SET statement_timeout = '30ms';")
     cancelled = 0
+    # Valgrind runs OpenSSL's prime search tens of times slower, and takes
+    # the timer's signal later: "at once" is then ten times as long, still
+    # far below the seconds of a search run to its end there
+    slow = 10 if slow_server(ctx.session()) else 1
     for i in range(6):
         t0 = time.time()
         r = outcome(m, "SELECT length(jwt_jwk_generate('RS256')::text) > 0;")
         took = time.time() - t0
         # a search that found its primes before the timeout passes too
-        ctx.check((r == 'ERROR 57014' and took < 1.0) or (r == 'OK t' and took < 0.5),
+        ctx.check((r == 'ERROR 57014' and took < 1.0 * slow) or (r == 'OK t' and took < 0.5 * slow),
                   'rsa_keygen_cancellable: cancelled at once (try %d)' % i, '%s after %.2f s' % (r, took))
         cancelled += r == 'ERROR 57014'
     ctx.check(cancelled >= 3, 'rsa_keygen_cancellable: most tries were cancelled', '%d of 6' % cancelled)
@@ -1145,10 +1158,18 @@ def unknown_issuers_keep_nothing(ctx):
     ctx.check(ok == 't' and refused == '5000' and big == 'f',
               'unknown_issuers_keep_nothing: the trusted token verifies, the 5,001 others are refused',
               '%s %s %s' % (ok, refused, big))
-    ctx.check(after[0] == before[0] and after[1] == before[1],
-              'unknown_issuers_keep_nothing: the issuer cache holds as many entries and bytes as before',
-              '%s -> %s' % (before, after))
-    ctx.check(still == 't' and int(hits) == int(after[2]) + 1,
-              'unknown_issuers_keep_nothing: the trusted issuer is still served from its entry',
-              '%s hits %s -> %s' % (still, after[2], hits))
+    if su.value('SHOW debug_discard_caches;') != '0':
+        # every call drops every entry there: the cache can only shrink, and
+        # the trusted issuer is read again
+        ctx.check(int(after[0]) <= int(before[0]) and int(after[1]) <= int(before[1]) and still == 't',
+                  'unknown_issuers_keep_nothing: the issuer cache holds no more than before, '
+                  'and the trusted token still verifies (debug_discard_caches)',
+                  '%s -> %s, %s' % (before, after, still))
+    else:
+        ctx.check(after[0] == before[0] and after[1] == before[1],
+                  'unknown_issuers_keep_nothing: the issuer cache holds as many entries and bytes as before',
+                  '%s -> %s' % (before, after))
+        ctx.check(still == 't' and int(hits) == int(after[2]) + 1,
+                  'unknown_issuers_keep_nothing: the trusted issuer is still served from its entry',
+                  '%s hits %s -> %s' % (still, after[2], hits))
     su.query("DELETE FROM jwt_issuers WHERE issuer = 'https://trusted.example';")

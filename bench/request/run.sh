@@ -38,11 +38,16 @@
 #   WARM=1        each backend verifies all the tokens once, on the first
 #                 transaction it serves (in the WARMUP), so that its caches
 #                 are a long-lived connection's; WARM=0 leaves them cold
+#   ISSUERS=0     trusted issuers put in the key table beside our own keys,
+#                 each with its row and one ES256 key (the tenants of a B2B
+#                 product); the requests' tokens are our own, so this shows
+#                 what a large key table costs a request
 #   VERIFY_CACHE_SIZE=   jwt.verify_cache_size for the login role (empty:
 #                 the server's setting, by default 1024)
 #   PGBENCH=pgbench  PGBOUNCER=pgbouncer   the programs
 #
-# Writes results.csv and chart.png beside this file, and prints the table.
+# Writes results.csv and chart.png beside this file (with ISSUERS, results-issuersN.csv
+# and chart-issuersN.png), and prints the table.
 # A benchmark, not a test: it checks that every transaction succeeded and
 # saw exactly its user's rows (a failed check is a division by zero, which
 # stops pgbench), and asserts nothing about the figures.
@@ -58,6 +63,10 @@ THREADS=${THREADS:-2}
 POOL_SIZE=${POOL_SIZE:-4}
 USERS=${USERS:-1000}
 ROWS=${ROWS:-20}
+ISSUERS=${ISSUERS:-0}
+# a run with issuers writes results-issuersN.csv and chart-issuersN.png
+SUFFIX=
+[ "$ISSUERS" -gt 0 ] && SUFFIX=-issuers$ISSUERS
 WARM=${WARM:-1}
 VERIFY_CACHE_SIZE=${VERIFY_CACHE_SIZE:-}
 DB=${BENCH_DB:-jwt_bench_request}
@@ -159,6 +168,19 @@ psql_db -v users="$USERS" -v rows="$ROWS" -v login="$LOGIN" -v web_user="$WEB_US
 	-v db="$DB" -f "$HERE/setup.sql" >"$WORK/setup.out"
 if [ -n "$VERIFY_CACHE_SIZE" ]; then
 	psql_db -c "ALTER ROLE $LOGIN IN DATABASE $DB SET jwt.verify_cache_size = $VERIFY_CACHE_SIZE"
+fi
+if [ "$ISSUERS" -gt 0 ]; then
+	say "adding $ISSUERS trusted issuers, one ES256 key each"
+	psql_db -q <<EOF
+INSERT INTO jwt_issuers (issuer)
+SELECT format('https://tenant%s.example', g) FROM generate_series(1, $ISSUERS) g;
+INSERT INTO jwt_keys (kid, alg, jwk, issuer)
+SELECT 'k1', 'ES256', (jwt_jwk_generate('ES256') - 'd') || '{"kid": "k1", "use": "sig"}',
+       format('https://tenant%s.example', g)
+FROM generate_series(1, $ISSUERS) g;
+ANALYZE jwt_issuers; ANALYZE jwt_keys;
+EOF
+	say "key table: $(psql_db -At -c 'SELECT count(*) FROM jwt_issuers') issuers, $(psql_db -At -c 'SELECT count(*) FROM jwt_keys') keys"
 fi
 psql_db <<'EOF'
 CREATE SCHEMA bench;
@@ -390,7 +412,7 @@ FROM med AS m
 JOIN label AS l USING (variant)
 JOIN ratio AS r USING (path, variant)
 ORDER BY m.path, l.ord
-) TO STDOUT WITH (FORMAT csv, HEADER)" >"$HERE/results.csv"
+) TO STDOUT WITH (FORMAT csv, HEADER)" >"$HERE/results$SUFFIX.csv"
 
 # the warm passes (each client's first transaction) must end within WARMUP
 late=$(psql_db -At -c "
@@ -440,7 +462,7 @@ function c(v) { return v == "" ? "-" : v }
 {
 	printf "| %-9s | %-30s | %6s | %8s | %8s | %7s | %7s | %8s | %7s | %13s | %13s |\n", $1, $3, $4, $5, $6,
 		c($10), c($11), c($12), c($13), c($14), c($15)
-}' "$HERE/results.csv"
+}' "$HERE/results$SUFFIX.csv"
 printf '\nES256 memo (jwt.verify_cache_size = %s): %s%% of random requests over %s tokens answered from it\n' \
 	"$memo_cap" "$memo_hit" "$USERS"
 say "the rounds took $t_rounds s; load average now: $(cut -d" " -f1-3 /proc/loadavg)"
@@ -459,12 +481,12 @@ awk -F, 'NR > 1 {
 			tps[k, "pgbouncer"], lo[k, "pgbouncer"], hi[k, "pgbouncer"],
 			cpu[k, "direct"], cpu[k, "pgbouncer"]
 	}
-}' "$HERE/results.csv" >"$WORK/chart.csv"
+}' "$HERE/results$SUFFIX.csv" >"$WORK/chart.csv"
 ymax=$(awk -F, '{ for (i = 2; i <= 7; i++) if ($i + 0 > m) m = $i + 0 } END { print m * 1.15 }' "$WORK/chart.csv")
 cmax=$(awk -F, '{ for (i = 8; i <= 9; i++) if ($i + 0 > m) m = $i + 0 } END { print (m > 0 ? m * 1.25 : 1) }' "$WORK/chart.csv")
 gnuplot <<EOF
 set terminal pngcairo noenhanced size 1500,650 font "sans,11"
-set output "$HERE/chart.png"
+set output "$HERE/chart$SUFFIX.png"
 set datafile separator ","
 set datafile missing "NaN"
 set multiplot layout 1,2 title "The request path, $CLIENTS pgbench clients (PgBouncer: $POOL_SIZE server connections), median of $ROUNDS rounds"

@@ -23,6 +23,8 @@ OBJS = \
 	src/fetch.o \
 	src/worker.o \
 	src/jwksworker.o \
+	src/loginsnap.o \
+	src/login.o \
 	src/jwt.o
 
 # the install script of the current version, built from src/sql/*.sql (in

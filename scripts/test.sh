@@ -140,7 +140,7 @@ fi
 # the suites of each flavour: a suite runs when want NAME says so
 case $flavour in
 	all) flavour_suites='*' ;;
-	server) flavour_suites='pg_regress unit databases replica logical crash jwks concurrency pooler attack memory hygiene server-log' ;;
+	server) flavour_suites='pg_regress unit databases replica logical crash jwks login login-psql concurrency pooler attack memory hygiene server-log' ;;
 	cassert) flavour_suites='pg_regress replica crash jwks concurrency attack memory server-log' ;;
 	discard) flavour_suites='pg_regress attack server-log' ;;
 	valgrind) flavour_suites='pg_regress attack server-log valgrind' ;;
@@ -250,6 +250,13 @@ server_suite crash 6 "crash (kill -9 and immediate shutdown during refresh storm
 	/usr/bin/python3 "$REPO/test/crash/run.py"
 server_suite jwks 4 "JWKS fetch (an HTTPS identity provider of its own; discovery, failures, schedule)" \
 	/usr/bin/python3 "$REPO/test/jwks/run.py"
+# logging in with a token needs PostgreSQL 18's OAuth validators
+if [ "$PG_MAJOR" -ge 18 ]; then
+	server_suite login 3 "login (OAuth validator: tokens that log in and tokens that must not)" \
+		/usr/bin/python3 "$REPO/test/login/run.py"
+	server_suite login-psql 3 "login with psql (libpq's device flow against the test identity provider)" \
+		/usr/bin/python3 "$REPO/test/login/device.py"
+fi
 server_suite concurrency 1 "concurrency (8 clients refresh one token at once)" \
 	/usr/bin/python3 "$REPO/test/concurrency/refresh_race.py"
 server_suite pooler 6 "pooler (PgBouncer: 32 clients over 4 server connections; session pooling; prepared statements on 1.21+)" \

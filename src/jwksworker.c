@@ -824,31 +824,8 @@ worker_round(MemoryContext cxt)
 static void
 wait_for_database(void)
 {
-	long		wait_ms = JWKS_RESTART_SECS * 1000L;
-	bool		said = false;
-
-	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-	pgstat_report_appname("jwt jwks");
-	for (;;)
-	{
-		bool		exists;
-
-		StartTransactionCommand();
-		exists = OidIsValid(get_database_oid(jwt_database, true));
-		CommitTransactionCommand();
-		if (exists)
-			break;
-		if (!said)
-			ereport(LOG,
-					(errmsg("database \"%s\" named by jwt.database does not exist", jwt_database),
-					 errdetail("The jwt jwks worker waits for it, and refreshes nothing meanwhile.")));
-		said = true;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 wait_ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		wait_ms = Min(wait_ms * 2, JWKS_MAX_SLEEP_MS);
-	}
+	jwt_worker_wait_for_database(jwt_database, "jwt jwks", JWKS_RESTART_SECS * 1000L,
+								 JWKS_MAX_SLEEP_MS);
 	SpinLockAcquire(&shared->mutex);
 	shared->connecting = false;
 	SpinLockRelease(&shared->mutex);

@@ -37,6 +37,7 @@
 #include "keycache.h"
 #include "keys.h"
 #include "keystore.h"
+#include "login.h"
 #include "revocation.h"
 #include "session.h"
 #include "token.h"
@@ -56,7 +57,7 @@ PG_MODULE_MAGIC;
 
 static int	jwt_leeway = 0;		/* seconds */
 static char *jwt_audience = NULL;
-static char *jwt_issuer = NULL;
+char	   *jwt_issuer = NULL;
 static int	jwt_rsa_bits = 2048;
 static int	jwt_default_ttl = 3600;	/* seconds */
 static int	jwt_access_ttl = 15 * 60;	/* seconds */
@@ -246,6 +247,7 @@ _PG_init(void)
 							   NULL, NULL, NULL);
 	if (process_shared_preload_libraries_in_progress)
 		jwt_jwks_worker_register();
+	jwt_login_init();
 	jwt_session_init();
 	RegisterXactCallback(forget_hmac_keys, NULL);
 	MarkGUCPrefixReserved("jwt");
@@ -315,8 +317,8 @@ leeway_usecs(Interval *iv)
 }
 
 /* What verification expects when the caller says nothing: the GUCs. */
-static void
-default_params(JwtVerifyParams *p)
+void
+jwt_default_params(JwtVerifyParams *p)
 {
 	memset(p, 0, sizeof(*p));
 	/* p is never copied: pointing into it is safe */
@@ -340,7 +342,7 @@ default_params(JwtVerifyParams *p)
 static void
 verify_params(FunctionCallInfo fcinfo, JwtVerifyParams *p)
 {
-	default_params(p);
+	jwt_default_params(p);
 
 	if (!PG_ARGISNULL(2))
 	{
@@ -659,7 +661,7 @@ jwt_authenticate(PG_FUNCTION_ARGS)
 	{
 		JwtVerifyParams params;
 
-		default_params(&params);
+		jwt_default_params(&params);
 		claims = store_verify_or_raise(PG_GETARG_TEXT_PP(0), &params, true);
 	}
 
@@ -714,7 +716,7 @@ jwt_verify_refresh(PG_FUNCTION_ARGS)
 {
 	JwtVerifyParams params;
 
-	default_params(&params);
+	jwt_default_params(&params);
 	params.token_type = JWT_TOKEN_REFRESH;
 	/* refresh tokens are ours: only our keys verify them */
 	params.own_keys_only = true;
@@ -733,7 +735,7 @@ jwt_verify_signature(PG_FUNCTION_ARGS)
 {
 	JwtVerifyParams params;
 
-	default_params(&params);
+	jwt_default_params(&params);
 	params.token_type = JWT_TOKEN_ANY;
 	params.signature_only = true;
 	params.own_keys_only = true;

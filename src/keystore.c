@@ -175,8 +175,8 @@ static SPIPlanPtr own_keys_plan = NULL;
  * file, are below it).  Our own keys have the tag of the empty name, which
  * no issuer has (the table's CHECK).
  */
-static uint32
-issuer_tag(const char *iss, int len)
+uint32
+jwt_issuer_tag(const char *iss, int len)
 {
 	uint32		h = hash_bytes((const unsigned char *) iss, len);
 
@@ -294,12 +294,12 @@ jwt_store_rows_changed(Relation rel, HeapTuple oldtup, HeapTuple newtup, int col
 			continue;
 		d = heap_getattr(tups[i], col, desc, &isnull);
 		if (isnull)
-			tag = issuer_tag("", 0);
+			tag = jwt_issuer_tag("", 0);
 		else
 		{
 			text	   *t = DatumGetTextPP(d);
 
-			tag = issuer_tag(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+			tag = jwt_issuer_tag(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 		}
 		if (ntags == 0 || tags[0] != tag)
 			tags[ntags++] = tag;
@@ -890,7 +890,7 @@ entry_load(uint32 tag, const char *iss, int len, bool own)
 static StoreEntry *
 store_find(const char *iss, int len, bool own)
 {
-	uint32		tag = own ? issuer_tag("", 0) : issuer_tag(iss, len);
+	uint32		tag = own ? jwt_issuer_tag("", 0) : jwt_issuer_tag(iss, len);
 	StoreBucket *b = hash_search(store_hash, &tag, HASH_FIND, NULL);
 
 	if (b != NULL)

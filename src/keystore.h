@@ -55,6 +55,9 @@ extern Oid	jwt_extension_owner(Oid extoid);
 /* Called by the tables' trigger: every backend drops its cache at commit. */
 extern void jwt_store_changed(Oid relid);
 
+/* the relcache invalidation that drops one issuer's entry ("": our own) */
+extern uint32 jwt_issuer_tag(const char *iss, int len);
+
 /*
  * Called by the row trigger of a table whose column col holds the issuer
  * (NULL: our own keys): every backend drops the entries of the old and new

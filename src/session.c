@@ -587,3 +587,27 @@ jwt_session_begin(Jsonb *claims, bool session_scope)
 	(void) set_config_option(IDENTITY_GUC, text, PGC_SUSET, PGC_S_SESSION,
 							 action, true, 0, false);
 }
+
+/*
+ * A login with a token (login.c) gives the session the token's claims, as
+ * jwt_authenticate(token, 'session') does, without a role switch: who the
+ * session is, pg_hba.conf and pg_ident.conf decided.  Called while the
+ * connection authenticates, inside the transaction InitPostgres runs, so
+ * the setting outlives it; the database's and role's settings, applied
+ * later, are of a lower source and leave it alone.
+ */
+void
+jwt_session_login(Jsonb *claims)
+{
+	char	   *text = JsonbToCString(NULL, &claims->root, VARSIZE(claims));
+
+	(void) set_config_option(IDENTITY_GUC, text, PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SET, true, 0, false);
+}
+
+/* jwt.role_claim, or NULL when tokens do not choose roles */
+const char *
+jwt_role_claim_name(void)
+{
+	return role_claim != NULL && role_claim[0] != '\0' ? role_claim : NULL;
+}

@@ -33,6 +33,8 @@ extern void jwt_session_begin(Jsonb *claims, bool session_scope);
  * it.
  */
 extern Jsonb *jwt_session_claims(void);
+extern void jwt_session_login(Jsonb *claims);
+extern const char *jwt_role_claim_name(void);
 
 /*
  * One claim of it as text (as ->> gives it), or NULL, for the call site

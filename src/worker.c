@@ -28,12 +28,17 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "storage/latch.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
 #include "utils/memutils.h"
+#include "utils/wait_event.h"
 
 #include "worker.h"
 
@@ -161,4 +166,39 @@ jwt_worker_pin_settings(Oid owner)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("background worker \"%s\" could not become the owner of extension \"jwt\"",
 						MyBgworkerEntry ? MyBgworkerEntry->bgw_name : "jwt")));
+}
+
+/*
+ * A worker died connecting to its database: it is missing (or was).  Wait
+ * for it, connected to no database, checking every wait_ms (doubled up to
+ * max_ms), so that the log gets one line rather than a FATAL at every
+ * restart; the caller then exits, and is started again to connect.
+ */
+void
+jwt_worker_wait_for_database(const char *dbname, const char *who, long wait_ms, long max_ms)
+{
+	bool		said = false;
+
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname(who);
+	for (;;)
+	{
+		bool		exists;
+
+		StartTransactionCommand();
+		exists = OidIsValid(get_database_oid(dbname, true));
+		CommitTransactionCommand();
+		if (exists)
+			return;
+		if (!said)
+			ereport(LOG,
+					(errmsg("database \"%s\" named by jwt.database does not exist", dbname),
+					 errdetail("The %s worker waits for it.", who)));
+		said = true;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 wait_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		wait_ms = Min(wait_ms * 2, max_ms);
+	}
 }

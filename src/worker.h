@@ -27,5 +27,7 @@ extern void jwt_worker_save_settings(void);
  * read-only mode and isolation from the defaults when it starts.
  */
 extern void jwt_worker_pin_settings(Oid owner);
+extern void jwt_worker_wait_for_database(const char *dbname, const char *who,
+										 long wait_ms, long max_ms);
 
 #endif							/* JWT_WORKER_H */

@@ -2,7 +2,8 @@
 """idp.py -- a fake OpenID identity provider over HTTPS, for the jwt tests.
 
 The database fetches JWKS itself (libcurl); this server is what it fetches
-from.  Standard library only.  Usually driven through idpctl.py.
+from.  Standard library only (but for signing the device flow's tokens,
+which needs python3-cryptography).  Usually driven through idpctl.py.
 
     idp.py [--port N] [--control-port N] [--cert good|other] [--jwks FILE] [-v]
 
@@ -48,8 +49,35 @@ Control port (plain HTTP, 127.0.0.1; request and response bodies are JSON):
                     (applies to both discovery documents)
   GET  /counts      {"/jwks.json": 3, ...} since start or last reset
   POST /counts/reset
-  POST /reset       everything back to the start state (JWKS kept)
+  POST /reset       everything back to the start state (JWKS kept; the
+                    device flow off)
   GET  /state       the whole state, for debugging
+  PUT  /device      {"private_pem": PEM, "kid": str|null, "claims": {...},
+                     "header": {...}, "pending": N, "error": str|null}:
+                    turns the device flow on (see below); body null = off
+  GET  /device      {"on": bool, "requests": [...]}: the device flow's
+                    requests since it was last set, in order, each
+                    {"endpoint": "device_authorization"|"token", "form": {...},
+                    "status": code, "response": {...}}
+
+Device authorization flow (RFC 8628), auto-approving, off until PUT /device.
+When on, both discovery documents also carry
+  device_authorization_endpoint   <issuer>/device_authorization
+  token_endpoint                  <issuer>/token
+  grant_types_supported           ["urn:ietf:params:oauth:grant-type:device_code"]
+(the default documents are unchanged while it is off), and:
+  POST /device_authorization, /tenant/device_authorization
+      200 {"device_code", "user_code", "verification_uri": base/device,
+           "expires_in": 600, "interval": 1}; needs client_id in the form
+  POST /token, /tenant/token  (grant_type = ...:device_code, device_code)
+      the first `pending` polls of a device code: 400 authorization_pending;
+      then, with `error` set, 400 {"error": error}; else 200
+      {"access_token": <JWT>, "token_type": "Bearer", "expires_in": ...}, the
+      JWT ES256-signed with private_pem (header kid = kid, plus `header`),
+      payload `claims` verbatim; a device code gives one token, then
+      400 invalid_grant.  Unknown codes: 400 invalid_grant; another grant
+      type: 400 unsupported_grant_type.
+With the flow off these POSTs answer 404.  POSTs are counted like GETs.
   GET  /jwks.json, /.well-known/openid-configuration, /tenant/...
                     plain-HTTP copies (the target of redirect_http)
 """
@@ -58,11 +86,13 @@ import argparse
 import email.utils
 import json
 import os
+import secrets
 import ssl
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                         "..", "fixtures", "idp")
@@ -71,6 +101,8 @@ CERTS = {"good": ("server.pem", "server.key"),
 MODES = ("ok", "500", "html", "empty", "huge", "stall",
          "redirect_http", "redirect_https")
 HUGE = 5 * 1024 * 1024
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+DEVICE_EXPIRES_IN = 600
 
 
 def default_mode():
@@ -91,6 +123,9 @@ class State:
         self.discovery = {"issuer": None, "jwks_uri": None}
         self.skew = 0.0
         self.counts = {}
+        self.device = None          # the device flow's settings; None = off
+        self.device_codes = {}      # device_code -> {"polls": n, "used": bool}
+        self.device_requests = []
 
     def now(self):
         """The provider's clock."""
@@ -138,8 +173,14 @@ class Handler(BaseHTTPRequestHandler):
         if rest == "/.well-known/openid-configuration":
             with self.state.lock:
                 d = dict(self.state.discovery)
+                device_on = self.state.device is not None
             doc = {"issuer": d["issuer"] or base + prefix,
                    "jwks_uri": d["jwks_uri"] or base + prefix + "/jwks.json"}
+            if device_on:
+                doc.update(device_authorization_endpoint=base + prefix
+                           + "/device_authorization",
+                           token_endpoint=base + prefix + "/token",
+                           grant_types_supported=[DEVICE_GRANT])
             return "discovery", json.dumps(doc).encode()
         return None
 
@@ -179,6 +220,71 @@ class IdpHandler(Handler):
         self.answer(path, body, m)
 
     do_HEAD = do_GET
+
+    def do_POST(self):
+        """The device authorization flow's two endpoints."""
+        path = self.path.split("?", 1)[0]
+        self.state.count(path)
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        rest = path[len("/tenant"):] if path.startswith("/tenant/") else path
+        endpoint = {"/device_authorization": "device_authorization",
+                    "/token": "token"}.get(rest)
+        with self.state.lock:
+            dev = self.state.device
+        if endpoint is None or dev is None:
+            return self.send(404, "not found\n", "text/plain")
+        form = {k: v[0] for k, v in
+                parse_qs(raw.decode("utf-8", "replace")).items()}
+        if endpoint == "device_authorization":
+            code, body = self.device_authorization(form)
+        else:
+            code, body = self.token(form, dev)
+        with self.state.lock:
+            self.state.device_requests.append(
+                {"endpoint": endpoint, "form": form, "status": code,
+                 "response": body})
+        self.send(code, json.dumps(body),
+                  headers=[("Cache-Control", "no-store")])
+
+    def device_authorization(self, form):
+        if not form.get("client_id"):
+            return 400, {"error": "invalid_client",
+                         "error_description": "no client_id"}
+        device_code = secrets.token_urlsafe(24)
+        letters = "BCDFGHJKLMNPQRSTVWXZ"
+        user_code = "".join(secrets.choice(letters) for _ in range(8))
+        with self.state.lock:
+            self.state.device_codes[device_code] = {"polls": 0, "used": False}
+        return 200, {"device_code": device_code,
+                     "user_code": user_code[:4] + "-" + user_code[4:],
+                     "verification_uri": self.server.https_base + "/device",
+                     "expires_in": DEVICE_EXPIRES_IN, "interval": 1}
+
+    def token(self, form, dev):
+        if form.get("grant_type") != DEVICE_GRANT:
+            return 400, {"error": "unsupported_grant_type"}
+        with self.state.lock:
+            entry = self.state.device_codes.get(form.get("device_code"))
+            if entry is None or entry["used"]:
+                return 400, {"error": "invalid_grant"}
+            entry["polls"] += 1
+            if entry["polls"] <= int(dev.get("pending") or 0):
+                return 400, {"error": "authorization_pending"}
+            entry["used"] = True
+        if dev.get("error"):
+            return 400, {"error": dev["error"]}
+        from idpctl import sign     # python3-cryptography, needed only here
+        try:
+            jwt = sign(dev["private_pem"], dev.get("kid"),
+                       dev.get("claims") or {}, dev.get("header"))
+        except Exception as e:      # noqa: BLE001 -- a bad key: say so
+            return 400, {"error": "server_error",
+                         "error_description": "cannot sign: %s" % e}
+        body = {"access_token": jwt, "token_type": "Bearer"}
+        exp = (dev.get("claims") or {}).get("exp")
+        if isinstance(exp, (int, float)):
+            body["expires_in"] = max(0, int(exp - time.time()))
+        return 200, body
 
     def redirect_chain(self, path):
         parts = path.split("/", 3)          # "", "r", n, rest
@@ -250,7 +356,13 @@ class ControlHandler(Handler):
                 return self.reply({"modes": st.modes, "headers": st.headers,
                                    "discovery": st.discovery, "skew": st.skew,
                                    "counts": st.counts,
-                                   "jwks": st.jwks.decode("utf-8", "replace")})
+                                   "jwks": st.jwks.decode("utf-8", "replace"),
+                                   "device": st.device,
+                                   "device_requests": st.device_requests})
+        if self.path == "/device":
+            with st.lock:
+                return self.reply({"on": st.device is not None,
+                                   "requests": st.device_requests})
         doc = self.document(self.path)
         if doc is None:
             return self.reply({"error": "no such path"}, 404)
@@ -291,6 +403,14 @@ class ControlHandler(Handler):
             elif self.path == "/discovery":
                 st.discovery = {"issuer": arg.get("issuer"),
                                 "jwks_uri": arg.get("jwks_uri")}
+            elif self.path == "/device":
+                if arg is not None and not (isinstance(arg, dict)
+                                            and arg.get("private_pem")):
+                    return self.reply({"error": "body must be null or an "
+                                       "object with private_pem"}, 400)
+                st.device = arg
+                st.device_codes = {}
+                st.device_requests = []
             elif self.path == "/counts/reset":
                 st.counts = {}
             elif self.path == "/reset":

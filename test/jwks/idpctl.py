@@ -10,9 +10,15 @@
         idp.set_discovery_issuer("https://evil.example")
         idp.set_clock_skew(3600)     # its Date header runs an hour ahead
         idp.counts()       # {"/jwks.json": 2, ...};  idp.reset_counts()
+        # the device authorization flow (RFC 8628), auto-approving: the
+        # token endpoint hands out idpctl.sign(priv, kid, claims)
+        idp.set_device(priv, jwk["kid"], {"iss": idp.issuer, "sub": "u"})
+        idp.device_requests()    # what the client sent, and the answers
+        idp.device_off()
 
 Handle attributes: base_url (= issuer), tenant_url, jwks_url, discovery_url,
-port, control_url, ca_file (the CA that signs --cert good), other_ca_file.
+device_authorization_url, token_url, port, control_url, ca_file (the CA
+that signs --cert good), other_ca_file.
 Needs python3-cryptography for generate_es256() and sign(); the rest is
 standard library.  The control requests bypass any *_proxy environment.
 """
@@ -60,6 +66,8 @@ class Idp:
         self.tenant_url = self.base_url + "/tenant"
         self.jwks_url = self.base_url + "/jwks.json"
         self.discovery_url = self.base_url + "/.well-known/openid-configuration"
+        self.device_authorization_url = self.base_url + "/device_authorization"
+        self.token_url = self.base_url + "/token"
         self.control_url = "http://127.0.0.1:%d" % self.control_port
 
     def _call(self, method, path, body=None):
@@ -108,6 +116,27 @@ class Idp:
         """Modes, headers, clock, discovery and counts back to the start
         (JWKS kept)."""
         self._call("POST", "/reset")
+
+    def set_device(self, private_pem, kid, claims, header=None, pending=0,
+                   error=None):
+        """Turn the device authorization flow on (the discovery documents
+        then name its endpoints): each device code's first `pending` polls
+        of the token endpoint are answered authorization_pending, then
+        error (if set) or a token: sign(private_pem, kid, claims, header).
+        Forgets earlier device codes and requests."""
+        self._call("PUT", "/device", {"private_pem": private_pem, "kid": kid,
+                                      "claims": claims, "header": header,
+                                      "pending": pending, "error": error})
+
+    def device_off(self):
+        """The device flow off: its endpoints 404, the documents as before."""
+        self._call("PUT", "/device", "null")
+
+    def device_requests(self):
+        """The device flow's requests since set_device, in order: dicts of
+        endpoint ("device_authorization" or "token"), form (the POSTed
+        fields), status and response."""
+        return self._call("GET", "/device")["requests"]
 
     def stop(self):
         if self.proc.poll() is None:

@@ -48,6 +48,7 @@
 #include "jwksworker.h"
 #include "keys.h"
 #include "login.h"
+#include "revocation.h"
 #include "session.h"
 #include "token.h"
 
@@ -198,12 +199,18 @@ load_snapshot(Refusal *r)
 
 /* a member of an object container; false when absent or JSON null */
 static bool
-member(JsonbContainer *c, const char *name, JsonbValue *out)
+member_n(JsonbContainer *c, const char *name, int len, JsonbValue *out)
 {
 	if (c == NULL || !JsonContainerIsObject(c) ||
-		getKeyJsonValueFromContainer(c, name, strlen(name), out) == NULL)
+		getKeyJsonValueFromContainer(c, name, len, out) == NULL)
 		return false;
 	return out->type != jbvNull;
+}
+
+static bool
+member(JsonbContainer *c, const char *name, JsonbValue *out)
+{
+	return member_n(c, name, strlen(name), out);
 }
 
 /* a member that is itself an object or array */
@@ -475,30 +482,21 @@ check_scopes(const JwtClaims *claims, const char *scopes, Refusal *r)
 	return true;
 }
 
-/* a jti or sub as the key of its revocation table (revocation.c's rule) */
-static char *
-claim_key(const JsonbValue *v)
-{
-	if (v == NULL)
-		return NULL;
-	if (v->type == jbvString)
-		return pnstrdup(v->val.string.val, v->val.string.len);
-	if (v->type == jbvNumeric)
-		return DatumGetCString(DirectFunctionCall1(numeric_out,
-												   NumericGetDatum(v->val.numeric)));
-	return NULL;
-}
-
 static bool
 check_revoked(JsonbContainer *snap, const JwtClaims *claims, Refusal *r)
 {
-	char	   *jti = claim_key(jwt_claim_value(claims, "jti"));
-	char	   *sub = claim_key(jwt_claim_value(claims, "sub"));
+	const char *jti,
+			   *sub;
+	int			jtilen,
+				sublen;
 	JsonbValue	v;
 
-	if (jti != NULL && member(member_container(snap, "revoked_jti"), jti, &v))
+	/* keyed as jwt_revoked and jwt_revoked_subjects are (revocation.c) */
+	if (jwt_revocation_key(jwt_claim_value(claims, "jti"), &jti, &jtilen) &&
+		member_n(member_container(snap, "revoked_jti"), jti, jtilen, &v))
 		return refuse(r, "token has been revoked", "Its \"jti\" is in jwt_revoked.");
-	if (sub != NULL && member(member_container(snap, "revoked_sub"), sub, &v))
+	if (jwt_revocation_key(jwt_claim_value(claims, "sub"), &sub, &sublen) &&
+		member_n(member_container(snap, "revoked_sub"), sub, sublen, &v))
 	{
 		TimestampTz before;
 		TimestampTz iat;
@@ -545,7 +543,7 @@ check_delegated_role(const JwtClaims *claims, const char *role, Refusal *r)
 		return refuse(r, "token's role claim does not name the role requested",
 					  psprintf("The token names role \"%s\", the connection asks for \"%s\".",
 							   named, role));
-	tup = SearchSysCache1(AUTHNAME, PointerGetDatum(role));
+	tup = SearchSysCache1(AUTHNAME, CStringGetDatum(role));
 	if (!HeapTupleIsValid(tup))
 		return refuse(r, "token's role does not exist", NULL);
 	form = (Form_pg_authid) GETSTRUCT(tup);

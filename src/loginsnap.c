@@ -238,8 +238,8 @@ names_us(const char *lib)
 	base = last_dir_separator(lib);
 	base = base ? base + 1 : lib;
 	len = strlen(base);
-	if (len > 3 && strcmp(base + len - 3, DLSUFFIX) == 0)
-		len -= 3;
+	if (len > strlen(DLSUFFIX) && strcmp(base + len - strlen(DLSUFFIX), DLSUFFIX) == 0)
+		len -= strlen(DLSUFFIX);
 	return len == 3 && strncmp(base, "jwt", 3) == 0;
 }
 

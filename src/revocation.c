@@ -189,8 +189,8 @@ jwt_revocation_end_of_xact(void)
  * A jti or sub as the key of its table: a string as it is, a number in the
  * text form ->> gives it, which is what jwt_revoke stores.
  */
-static bool
-claim_key(const JsonbValue *v, const char **s, int *len)
+bool
+jwt_revocation_key(const JsonbValue *v, const char **s, int *len)
 {
 	if (v == NULL)
 		return false;
@@ -233,8 +233,8 @@ jwt_revocation_check(const JwtClaims *claims, JwtFailure *f)
 		!rev_jti.from_query_snapshot && !rev_sub.from_query_snapshot)
 		return true;			/* the usual case: nothing is revoked */
 
-	has_jti = claim_key(jwt_claim_value(claims, "jti"), &jti, &jtilen);
-	has_sub = claim_key(jwt_claim_value(claims, "sub"), &sub, &sublen);
+	has_jti = jwt_revocation_key(jwt_claim_value(claims, "jti"), &jti, &jtilen);
+	has_sub = jwt_revocation_key(jwt_claim_value(claims, "sub"), &sub, &sublen);
 
 	/* one snapshot for both probes */
 	snap = RegisterSnapshot(jwt_read_snapshot());

@@ -20,6 +20,13 @@ extern void jwt_revocation_end_of_xact(void);
 extern bool jwt_revocation_check(const JwtClaims *claims, JwtFailure *f);
 
 /*
+ * A jti or sub as the key of its revocation table: a string as it is, a
+ * number in the text form ->> gives it (what jwt_revoke stores); false for
+ * anything else.  The login snapshot (login.c) keys its lists the same way.
+ */
+extern bool jwt_revocation_key(const JsonbValue *v, const char **s, int *len);
+
+/*
  * Mark the family revoked in a transaction of its own (a background
  * worker); true once the row shows it.  When no worker could do it, it
  * records the family as pending (durably, see revocation.c), warns and

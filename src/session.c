@@ -573,19 +573,27 @@ requested_role(Jsonb *claims)
 	return NULL;
 }
 
+/* the claims (NULL: none) become the identity jwt_claims() reads */
+static void
+set_identity(Jsonb *claims, GucAction action)
+{
+	char	   *text = "";
+
+	if (claims != NULL)
+		text = JsonbToCString(NULL, &claims->root, VARSIZE(claims));
+	(void) set_config_option(IDENTITY_GUC, text, PGC_SUSET, PGC_S_SESSION,
+							 action, true, 0, false);
+}
+
 void
 jwt_session_begin(Jsonb *claims, bool session_scope)
 {
 	GucAction	action = session_scope ? GUC_ACTION_SET : GUC_ACTION_LOCAL;
 	const char *role = requested_role(claims);
-	char	   *text = "";
 
 	if (role != NULL)
 		switch_role(role, action);
-	if (claims != NULL)
-		text = JsonbToCString(NULL, &claims->root, VARSIZE(claims));
-	(void) set_config_option(IDENTITY_GUC, text, PGC_SUSET, PGC_S_SESSION,
-							 action, true, 0, false);
+	set_identity(claims, action);
 }
 
 /*
@@ -599,10 +607,7 @@ jwt_session_begin(Jsonb *claims, bool session_scope)
 void
 jwt_session_login(Jsonb *claims)
 {
-	char	   *text = JsonbToCString(NULL, &claims->root, VARSIZE(claims));
-
-	(void) set_config_option(IDENTITY_GUC, text, PGC_SUSET, PGC_S_SESSION,
-							 GUC_ACTION_SET, true, 0, false);
+	set_identity(claims, GUC_ACTION_SET);
 }
 
 /* jwt.role_claim, or NULL when tokens do not choose roles */
